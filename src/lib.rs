@@ -1,1 +1,20 @@
-pub fn x(){}
+//! Email manager sidecar for NocoBase.
+//!
+//! Where a request goes: `startup` wires the HTTP routes; `api/` has one file per NocoBase
+//! resource; `auth/` checks the host JWT and role; `providers/` holds the Gmail and Microsoft
+//! Graph adapters behind one trait; `db/` the schema and queries; `web/` the pages the host
+//! forwards; `sandbox/` the offline stand-in for Google, Microsoft and the NocoBase host that the
+//! tests and `make demo` use.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod manifest;
+pub mod metrics;
+pub mod providers;
+pub mod startup;
+pub mod state;
+pub mod web;

@@ -1,0 +1,3 @@
+DROP TABLE mail_accounts;
+DROP TABLE oauth_states;
+DROP TABLE mail_settings;

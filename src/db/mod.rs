@@ -1,0 +1,201 @@
+//! Database access: one schema, SQLite (default, bundled) or PostgreSQL chosen by the URL.
+//!
+//! Diesel is synchronous; handlers reach it through [`Db::run`], which takes a pooled connection
+//! on the blocking thread pool so the async workers never wait on the disk.
+
+pub mod accounts;
+pub mod models;
+pub mod oauth_states;
+pub mod schema;
+pub mod settings;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("record not found")]
+    NotFound,
+    #[error("database connection unavailable: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database query failed: {0}")]
+    Query(diesel::result::Error),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database task was cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => DbError::NotFound,
+            other => DbError::Query(other),
+        }
+    }
+}
+
+/// Opens connections for r2d2, choosing the backend from the URL rather than by trial, so a
+/// PostgreSQL URL can never silently become an SQLite file.
+#[derive(Debug)]
+struct Manager {
+    backend: Backend,
+    target: String,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.target).map(DbConnection::Pg),
+            Backend::Sqlite => SqliteConnection::establish(&self.target).and_then(|mut c| {
+                // WAL lets readers work while the sync writes; busy_timeout rides out short locks.
+                c.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                Ok(DbConnection::Sqlite(c))
+            }),
+        }
+        .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({:?})", self.backend)
+    }
+}
+
+/// Splits `database.url` into the backend and what its driver expects.
+pub fn parse_url(url: &str) -> Result<(Backend, String), DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string()));
+    }
+    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if rest.is_empty() {
+            return Err(DbError::Invalid("sqlite URL has no file path".into()));
+        }
+        return Ok((Backend::Sqlite, rest.to_string()));
+    }
+    Err(DbError::Invalid("database.url must start with sqlite:// or postgres://".into()))
+}
+
+impl Db {
+    /// Connects, creating the SQLite folder when needed, and applies pending migrations.
+    pub fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let (backend, target) = parse_url(url)?;
+        if backend == Backend::Sqlite {
+            if let Some(dir) = std::path::Path::new(&target).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbError::Invalid(format!("cannot create database folder {}: {e}", dir.display())))?;
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections)
+            .connection_timeout(Duration::from_secs(10))
+            .build(Manager { backend, target })?;
+        let db = Db { pool, backend };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn migrate(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.get()?;
+        let result = match &mut *conn {
+            DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        };
+        result.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// True when the database answers and every embedded migration is applied (`/readyz`).
+    pub async fn is_ready(&self) -> bool {
+        self.run(|conn| {
+            let pending = match conn {
+                DbConnection::Pg(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+                DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+            };
+            pending.map_err(|e| DbError::Migration(e.to_string()))
+        })
+        .await
+        .map(|pending| !pending)
+        .unwrap_or(false)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| DbError::Cancelled)?
+    }
+}
+
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend() {
+        assert_eq!(parse_url("sqlite://data/x.db").expect("ok"), (Backend::Sqlite, "data/x.db".into()));
+        assert_eq!(parse_url("sqlite:/tmp/x.db").expect("ok"), (Backend::Sqlite, "/tmp/x.db".into()));
+        assert_eq!(parse_url("postgres://u@h/db").expect("ok").0, Backend::Postgres);
+        assert!(parse_url("mysql://x").is_err());
+        assert!(parse_url("sqlite://").is_err());
+    }
+}

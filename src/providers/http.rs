@@ -1,0 +1,138 @@
+//! The HTTP client every adapter uses: no redirects, a timeout, and a fixed list of origins taken
+//! from configuration, so a provider answer can never point the sidecar somewhere else.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::ProviderError;
+use crate::config::Settings;
+use crate::crypto::SecretString;
+
+#[derive(Clone, Debug)]
+pub struct ProviderHttp {
+    client: reqwest::Client,
+    allowed: Vec<url::Origin>,
+}
+
+impl ProviderHttp {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let g = &settings.providers.google;
+        let m = &settings.providers.microsoft;
+        let allowed = [&g.auth_url, &g.token_url, &g.revoke_url, &g.userinfo_url, &g.gmail_api_base, &m.authority, &m.graph_api_base]
+            .iter()
+            .map(|u| u.origin())
+            .collect();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(settings.providers.request_timeout_secs))
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("email-manager/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, allowed })
+    }
+
+    /// The raw client, for the `oauth2` crate (its URLs come from configuration too).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn check(&self, url: &Url) -> Result<(), ProviderError> {
+        if self.allowed.contains(&url.origin()) {
+            Ok(())
+        } else {
+            Err(ProviderError::Permanent(format!("refusing to call {} (not a configured provider endpoint)", url.origin().ascii_serialization())))
+        }
+    }
+
+    /// GET a JSON resource with a bearer token; errors are classified for the caller.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str, token: &SecretString, classify: Classifier) -> Result<T, ProviderError> {
+        let url = Url::parse(url).map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+        self.check(&url)?;
+        let resp = self.client.get(url).bearer_auth(token.expose()).send().await.map_err(transport_error)?;
+        read_json(resp, classify).await
+    }
+
+    /// POST a form without a bearer (token revocation).
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<(StatusCode, String), ProviderError> {
+        let url = Url::parse(url).map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+        self.check(&url)?;
+        let resp = self.client.post(url).form(form).send().await.map_err(transport_error)?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(transport_error)?;
+        Ok((status, body))
+    }
+}
+
+/// Turns a provider's error body into a loggable message (never shown to clients).
+pub type Classifier = fn(StatusCode, &str) -> Option<ProviderError>;
+
+pub fn transport_error(e: reqwest::Error) -> ProviderError {
+    ProviderError::Transient(if e.is_timeout() { "request timed out".into() } else { format!("request failed: {e}") })
+}
+
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+async fn read_json<T: DeserializeOwned>(resp: reqwest::Response, classify: Classifier) -> Result<T, ProviderError> {
+    let status = resp.status();
+    let wait = retry_after(resp.headers());
+    let body = resp.text().await.map_err(transport_error)?;
+    if status.is_success() {
+        return serde_json::from_str(&body).map_err(|e| ProviderError::Permanent(format!("unexpected provider response: {e}")));
+    }
+    Err(classify_status(status, wait, &body, classify))
+}
+
+/// The common part of error classification; `specific` handles each provider's quirks first
+/// (Gmail's 403 quota errors, Graph's `syncStateNotFound`).
+pub fn classify_status(status: StatusCode, wait: Option<Duration>, body: &str, specific: Classifier) -> ProviderError {
+    if let Some(e) = specific(status, body) {
+        return match e {
+            ProviderError::RateLimited { retry_after: None } => ProviderError::RateLimited { retry_after: wait },
+            other => other,
+        };
+    }
+    match status {
+        StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after: wait },
+        StatusCode::SERVICE_UNAVAILABLE if wait.is_some() => ProviderError::RateLimited { retry_after: wait },
+        StatusCode::NOT_FOUND => ProviderError::NotFound,
+        StatusCode::GONE => ProviderError::CursorExpired,
+        s if s.is_server_error() => ProviderError::Transient(format!("HTTP {s}")),
+        s => ProviderError::Permanent(format!("HTTP {s}: {}", truncate(body, 300))),
+    }
+}
+
+pub fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none(_: StatusCode, _: &str) -> Option<ProviderError> {
+        None
+    }
+
+    #[test]
+    fn statuses_map_to_actions() {
+        let w = Some(Duration::from_secs(7));
+        assert!(matches!(classify_status(StatusCode::UNAUTHORIZED, None, "", none), ProviderError::Unauthorized));
+        assert!(matches!(
+            classify_status(StatusCode::TOO_MANY_REQUESTS, w, "", none),
+            ProviderError::RateLimited { retry_after: Some(d) } if d.as_secs() == 7
+        ));
+        assert!(matches!(classify_status(StatusCode::GONE, None, "", none), ProviderError::CursorExpired));
+        assert!(matches!(classify_status(StatusCode::BAD_GATEWAY, None, "", none), ProviderError::Transient(_)));
+        assert!(matches!(classify_status(StatusCode::BAD_REQUEST, None, "x", none), ProviderError::Permanent(_)));
+    }
+}

@@ -1,0 +1,167 @@
+//! Mail providers behind one trait, and the registry that maps `"google"` / `"microsoft"` to them.
+//!
+//! Adding a provider is one module implementing [`MailProvider`] plus one line in
+//! [`ProviderRegistry::from_settings`]. The trait grows with the product (sync, send, drafts,
+//! labels, attachments); every method talks to endpoints taken from configuration only.
+
+pub mod google;
+pub mod http;
+pub mod microsoft;
+pub mod oauth;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::Settings;
+use crate::crypto::SecretString;
+use crate::error::{ApiError, ErrorCode};
+
+/// What an admin registered for a provider on the Email settings page.
+#[derive(Debug, Clone)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Microsoft only: `common`, `organizations`, `consumers` or a tenant id.
+    pub tenant: Option<String>,
+}
+
+/// The consent URL to send the user to, and what the callback needs to finish.
+#[derive(Debug)]
+pub struct AuthorizationRequest {
+    pub url: String,
+    pub state: SecretString,
+    pub pkce_verifier: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    /// Unix milliseconds.
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+    /// The OpenID id token's claims, decoded but not verified: it came straight from the token
+    /// endpoint over TLS, which OpenID Connect accepts for the code flow.
+    pub id_claims: Option<serde_json::Value>,
+}
+
+/// Who the mailbox is, in the provider's stable terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxIdentity {
+    /// Google: the account's `sub`; Microsoft: `tid:oid` (the address can change, these cannot).
+    pub provider_account_id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+}
+
+/// Provider failures in terms the caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The refresh token or authorisation code is no longer good: the user must link again.
+    #[error("grant rejected by the provider: {0}")]
+    InvalidGrant(String),
+    /// The Client ID or secret on the settings page is wrong.
+    #[error("client credentials rejected by the provider: {0}")]
+    InvalidClient(String),
+    /// The access token was refused: refresh once, then re-link.
+    #[error("access token refused by the provider")]
+    Unauthorized,
+    #[error("rate limited by the provider (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    /// A sync cursor (Gmail historyId, Graph deltaLink) expired: resync from scratch.
+    #[error("sync cursor expired")]
+    CursorExpired,
+    #[error("not found at the provider")]
+    NotFound,
+    #[error("temporary provider failure: {0}")]
+    Transient(String),
+    #[error("provider refused the request: {0}")]
+    Permanent(String),
+}
+
+impl ProviderError {
+    /// A short stable label for metrics and the run history.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::InvalidGrant(_) => "invalid_grant",
+            ProviderError::InvalidClient(_) => "invalid_client",
+            ProviderError::Unauthorized => "unauthorized",
+            ProviderError::RateLimited { .. } => "rate_limited",
+            ProviderError::CursorExpired => "cursor_expired",
+            ProviderError::NotFound => "not_found",
+            ProviderError::Transient(_) => "transient",
+            ProviderError::Permanent(_) => "permanent",
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Transient(_))
+    }
+}
+
+#[async_trait]
+pub trait MailProvider: Send + Sync {
+    /// The registry key and the value of `provider` in the API.
+    fn id(&self) -> &'static str;
+    /// The name shown to people.
+    fn display_name(&self) -> &'static str;
+    /// Whether the settings carry a tenant (Microsoft).
+    fn uses_tenant(&self) -> bool {
+        false
+    }
+
+    /// Builds the consent URL (PKCE S256, random state, offline access).
+    fn authorization_url(&self, app: &OAuthApp, redirect_uri: &str) -> Result<AuthorizationRequest, ProviderError>;
+    async fn exchange_code(
+        &self,
+        app: &OAuthApp,
+        redirect_uri: &str,
+        code: &str,
+        pkce_verifier: &SecretString,
+    ) -> Result<TokenSet, ProviderError>;
+    async fn refresh(&self, app: &OAuthApp, refresh_token: &SecretString) -> Result<TokenSet, ProviderError>;
+    /// Revokes the grant at the provider where the provider offers it; a grant already gone is success.
+    async fn revoke(&self, app: &OAuthApp, access_token: &SecretString, refresh_token: Option<&SecretString>) -> Result<(), ProviderError>;
+    /// Reads the mailbox address and the stable account id.
+    async fn identity(&self, tokens: &TokenSet) -> Result<MailboxIdentity, ProviderError>;
+}
+
+/// The providers this sidecar serves, in display order.
+#[derive(Clone)]
+pub struct ProviderRegistry {
+    providers: Vec<Arc<dyn MailProvider>>,
+}
+
+impl ProviderRegistry {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let client = http::ProviderHttp::new(settings)?;
+        Ok(Self::new(vec![
+            Arc::new(google::Google::new(settings.providers.google.clone(), client.clone())),
+            Arc::new(microsoft::Microsoft::new(settings.providers.microsoft.clone(), client)),
+        ]))
+    }
+
+    pub fn new(providers: Vec<Arc<dyn MailProvider>>) -> Self {
+        Self { providers }
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn MailProvider>> {
+        self.providers.iter()
+    }
+
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|p| p.id()).collect()
+    }
+
+    /// Looks a provider up by the name a client sent; unknown names answer 400 naming the known ones.
+    pub fn get(&self, id: &str) -> Result<Arc<dyn MailProvider>, ApiError> {
+        self.providers.iter().find(|p| p.id() == id).cloned().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownProvider,
+                format!("Unknown provider {id:?}: expected one of {}", self.ids().join(", ")),
+            )
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! What every handler shares. Built once in `startup`, passed in, never global.
+
+use std::sync::Arc;
+
+use crate::auth::HostAuth;
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::providers::ProviderRegistry;
+
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub cipher: Cipher,
+    pub registry: ProviderRegistry,
+    pub auth: HostAuth,
+    pub metrics: Metrics,
+}
