@@ -24,7 +24,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, message: impl Into<String>) -> Self {
-        Self { key: key.to_string(), message: message.into() }
+        Self {
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -111,7 +114,11 @@ pub struct DevSettings {
 
 /// Joins a base URL and an absolute path without doubling or dropping the slash.
 pub fn join_url(base: &Url, path: &str) -> String {
-    format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'))
+    format!(
+        "{}/{}",
+        base.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    )
 }
 
 // ---- raw layer, as the `config` crate sees it ----
@@ -211,7 +218,11 @@ enum StringList {
 impl StringList {
     fn into_vec(self) -> Vec<String> {
         match self {
-            StringList::List(v) => v.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            StringList::List(v) => v
+                .into_iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
             StringList::Text(s) => s
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .map(str::trim)
@@ -223,8 +234,15 @@ impl StringList {
 }
 
 pub const DEFAULT_GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/", "openid", "email"];
-pub const DEFAULT_MICROSOFT_SCOPES: &[&str] =
-    &["offline_access", "openid", "email", "User.Read", "Mail.ReadWrite", "Mail.Send", "MailboxSettings.Read"];
+pub const DEFAULT_MICROSOFT_SCOPES: &[&str] = &[
+    "offline_access",
+    "openid",
+    "email",
+    "User.Read",
+    "Mail.ReadWrite",
+    "Mail.Send",
+    "MailboxSettings.Read",
+];
 
 impl Settings {
     /// Loads from an optional file and the process environment.
@@ -234,33 +252,54 @@ impl Settings {
     }
 
     /// Loads from an optional file and the given environment (tests pass their own).
-    pub fn load_from(file: Option<&Path>, env: Vec<(String, String)>) -> Result<Settings, ConfigError> {
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Vec<(String, String)>,
+    ) -> Result<Settings, ConfigError> {
         let mut builder = config::Config::builder();
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::new("--config", format!("file {} does not exist", path.display())));
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
         let env_map: config::Map<String, String> = env.into_iter().collect();
         builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").source(Some(env_map)),
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(env_map)),
         );
-        let cfg = builder.build().map_err(|e| ConfigError::new(&config_error_key(&e), e.to_string()))?;
-        let raw: Raw = cfg.try_deserialize().map_err(|e| ConfigError::new(&config_error_key(&e), e.to_string()))?;
+        let cfg = builder
+            .build()
+            .map_err(|e| ConfigError::new(&config_error_key(&e), e.to_string()))?;
+        let raw: Raw = cfg
+            .try_deserialize()
+            .map_err(|e| ConfigError::new(&config_error_key(&e), e.to_string()))?;
         Self::validate(raw)
     }
 
     fn validate(raw: Raw) -> Result<Settings, ConfigError> {
-        let dev = DevSettings { enabled: raw.dev.enabled.unwrap_or(false) };
+        let dev = DevSettings {
+            enabled: raw.dev.enabled.unwrap_or(false),
+        };
 
         let bind = raw.server.bind.unwrap_or_else(|| "127.0.0.1:13050".into());
         if bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::new("server.bind", format!("expected host:port such as 127.0.0.1:13050, got {bind:?}")));
+            return Err(ConfigError::new(
+                "server.bind",
+                format!("expected host:port such as 127.0.0.1:13050, got {bind:?}"),
+            ));
         }
         let server = ServerSettings {
             workers: positive("server.workers", raw.server.workers.unwrap_or(2))?,
-            max_json_bytes: positive("server.max_json_bytes", raw.server.max_json_bytes.unwrap_or(1 << 20))?,
+            max_json_bytes: positive(
+                "server.max_json_bytes",
+                raw.server.max_json_bytes.unwrap_or(1 << 20),
+            )?,
             shutdown_timeout_secs: raw.server.shutdown_timeout_secs.unwrap_or(30),
             bind: bind.clone(),
         };
@@ -288,11 +327,23 @@ impl Settings {
                 ))
             }
         };
-        let admin_roles = raw.host.admin_roles.map(StringList::into_vec).unwrap_or_else(|| vec!["root".into(), "admin".into()]);
-        let register_url = raw.host.register_url.filter(|s| !s.is_empty()).map(|s| http_url("host.register_url", &s)).transpose()?;
+        let admin_roles = raw
+            .host
+            .admin_roles
+            .map(StringList::into_vec)
+            .unwrap_or_else(|| vec!["root".into(), "admin".into()]);
+        let register_url = raw
+            .host
+            .register_url
+            .filter(|s| !s.is_empty())
+            .map(|s| http_url("host.register_url", &s))
+            .transpose()?;
         let register_token = match (raw.host.register_token, raw.host.register_token_file) {
             (Some(s), _) if !s.is_empty() => Some(SecretBytes::new(s.into_bytes())),
-            (_, Some(path)) => Some(SecretBytes::new(read_secret_file("host.register_token_file", &path)?)),
+            (_, Some(path)) => Some(SecretBytes::new(read_secret_file(
+                "host.register_token_file",
+                &path,
+            )?)),
             _ => None,
         };
         let sidecar_url = match raw.host.sidecar_url {
@@ -305,19 +356,37 @@ impl Settings {
             jwt_secret,
             admin_roles,
             role_cache_secs: raw.host.role_cache_secs.unwrap_or(60).min(60),
-            request_timeout_secs: positive("host.request_timeout_secs", raw.host.request_timeout_secs.unwrap_or(5))?,
+            request_timeout_secs: positive(
+                "host.request_timeout_secs",
+                raw.host.request_timeout_secs.unwrap_or(5),
+            )?,
             register_url,
             register_token,
             sidecar_url,
         };
 
-        let db_url = raw.database.url.unwrap_or_else(|| "sqlite://data/email-manager.db".into());
-        if !(db_url.starts_with("sqlite:") || db_url.starts_with("postgres://") || db_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new("database.url", format!("expected sqlite://PATH or postgres://…, got {:?}", redact_url(&db_url))));
+        let db_url = raw
+            .database
+            .url
+            .unwrap_or_else(|| "sqlite://data/email-manager.db".into());
+        if !(db_url.starts_with("sqlite:")
+            || db_url.starts_with("postgres://")
+            || db_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "database.url",
+                format!(
+                    "expected sqlite://PATH or postgres://…, got {:?}",
+                    redact_url(&db_url)
+                ),
+            ));
         }
         let database = DatabaseSettings {
             url: db_url,
-            max_connections: positive("database.max_connections", raw.database.max_connections.unwrap_or(8))?,
+            max_connections: positive(
+                "database.max_connections",
+                raw.database.max_connections.unwrap_or(8),
+            )?,
         };
 
         let encryption_key = match (raw.security.encryption_key, raw.security.encryption_key_file) {
@@ -336,37 +405,83 @@ impl Settings {
             oauth_state_ttl_secs: raw.security.oauth_state_ttl_secs.unwrap_or(600),
         };
         if security.oauth_state_ttl_secs <= 0 || security.oauth_state_ttl_secs > 3600 {
-            return Err(ConfigError::new("security.oauth_state_ttl_secs", "expected 1..=3600 seconds"));
+            return Err(ConfigError::new(
+                "security.oauth_state_ttl_secs",
+                "expected 1..=3600 seconds",
+            ));
         }
 
         let g = raw.providers.google;
         let google = GoogleSettings {
-            auth_url: http_url("providers.google.auth_url", g.auth_url.as_deref().unwrap_or("https://accounts.google.com/o/oauth2/v2/auth"))?,
-            token_url: http_url("providers.google.token_url", g.token_url.as_deref().unwrap_or("https://oauth2.googleapis.com/token"))?,
-            revoke_url: http_url("providers.google.revoke_url", g.revoke_url.as_deref().unwrap_or("https://oauth2.googleapis.com/revoke"))?,
+            auth_url: http_url(
+                "providers.google.auth_url",
+                g.auth_url
+                    .as_deref()
+                    .unwrap_or("https://accounts.google.com/o/oauth2/v2/auth"),
+            )?,
+            token_url: http_url(
+                "providers.google.token_url",
+                g.token_url
+                    .as_deref()
+                    .unwrap_or("https://oauth2.googleapis.com/token"),
+            )?,
+            revoke_url: http_url(
+                "providers.google.revoke_url",
+                g.revoke_url
+                    .as_deref()
+                    .unwrap_or("https://oauth2.googleapis.com/revoke"),
+            )?,
             userinfo_url: http_url(
                 "providers.google.userinfo_url",
-                g.userinfo_url.as_deref().unwrap_or("https://openidconnect.googleapis.com/v1/userinfo"),
+                g.userinfo_url
+                    .as_deref()
+                    .unwrap_or("https://openidconnect.googleapis.com/v1/userinfo"),
             )?,
-            gmail_api_base: http_url("providers.google.gmail_api_base", g.gmail_api_base.as_deref().unwrap_or("https://gmail.googleapis.com"))?,
+            gmail_api_base: http_url(
+                "providers.google.gmail_api_base",
+                g.gmail_api_base
+                    .as_deref()
+                    .unwrap_or("https://gmail.googleapis.com"),
+            )?,
             scopes: scopes("providers.google.scopes", g.scopes, DEFAULT_GOOGLE_SCOPES)?,
         };
         let m = raw.providers.microsoft;
         let microsoft = MicrosoftSettings {
-            authority: http_url("providers.microsoft.authority", m.authority.as_deref().unwrap_or("https://login.microsoftonline.com"))?,
+            authority: http_url(
+                "providers.microsoft.authority",
+                m.authority
+                    .as_deref()
+                    .unwrap_or("https://login.microsoftonline.com"),
+            )?,
             graph_api_base: http_url(
                 "providers.microsoft.graph_api_base",
-                m.graph_api_base.as_deref().unwrap_or("https://graph.microsoft.com/v1.0"),
+                m.graph_api_base
+                    .as_deref()
+                    .unwrap_or("https://graph.microsoft.com/v1.0"),
             )?,
-            scopes: scopes("providers.microsoft.scopes", m.scopes, DEFAULT_MICROSOFT_SCOPES)?,
+            scopes: scopes(
+                "providers.microsoft.scopes",
+                m.scopes,
+                DEFAULT_MICROSOFT_SCOPES,
+            )?,
         };
         let providers = ProviderSettings {
             google,
             microsoft,
-            request_timeout_secs: positive("providers.request_timeout_secs", raw.providers.request_timeout_secs.unwrap_or(30))?,
+            request_timeout_secs: positive(
+                "providers.request_timeout_secs",
+                raw.providers.request_timeout_secs.unwrap_or(30),
+            )?,
         };
 
-        Ok(Settings { server, host, database, security, providers, dev })
+        Ok(Settings {
+            server,
+            host,
+            database,
+            security,
+            providers,
+            dev,
+        })
     }
 }
 
@@ -391,15 +506,26 @@ fn positive<T: PartialEq + Default>(key: &str, v: T) -> Result<T, ConfigError> {
 }
 
 fn http_url(key: &str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value.trim()).map_err(|e| ConfigError::new(key, format!("expected an http(s) URL, got {value:?} ({e})")))?;
+    let url = Url::parse(value.trim()).map_err(|e| {
+        ConfigError::new(key, format!("expected an http(s) URL, got {value:?} ({e})"))
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::new(key, format!("expected an http(s) URL, got {value:?}")));
+        return Err(ConfigError::new(
+            key,
+            format!("expected an http(s) URL, got {value:?}"),
+        ));
     }
     Ok(url)
 }
 
-fn scopes(key: &str, given: Option<StringList>, default: &[&str]) -> Result<Vec<String>, ConfigError> {
-    let list = given.map(StringList::into_vec).unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+fn scopes(
+    key: &str,
+    given: Option<StringList>,
+    default: &[&str],
+) -> Result<Vec<String>, ConfigError> {
+    let list = given
+        .map(StringList::into_vec)
+        .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
     if list.is_empty() {
         return Err(ConfigError::new(key, "expected at least one scope"));
     }
@@ -407,9 +533,13 @@ fn scopes(key: &str, given: Option<StringList>, default: &[&str]) -> Result<Vec<
 }
 
 fn read_secret_file(key: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let bytes = std::fs::read(path).map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::new(key, format!("cannot read {}: {e}", path.display())))?;
     if bytes.is_empty() {
-        return Err(ConfigError::new(key, format!("{} is empty", path.display())));
+        return Err(ConfigError::new(
+            key,
+            format!("{} is empty", path.display()),
+        ));
     }
     Ok(bytes)
 }
@@ -420,12 +550,24 @@ fn parse_key(key: &str, bytes: &[u8]) -> Result<SecretBytes, ConfigError> {
     if bytes.len() == KEY_LEN {
         return Ok(SecretBytes::new(bytes.to_vec()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| ConfigError::new(key, "expected base64 text of 32 bytes"))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ConfigError::new(key, "expected base64 text of 32 bytes"))?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|_| ConfigError::new(key, "expected base64 of 32 random bytes (head -c32 /dev/urandom | base64)"))?;
+        .map_err(|_| {
+            ConfigError::new(
+                key,
+                "expected base64 of 32 random bytes (head -c32 /dev/urandom | base64)",
+            )
+        })?;
     if decoded.len() != KEY_LEN {
-        return Err(ConfigError::new(key, format!("expected 32 bytes once base64-decoded, got {}", decoded.len())));
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "expected 32 bytes once base64-decoded, got {}",
+                decoded.len()
+            ),
+        ));
     }
     Ok(SecretBytes::new(decoded))
 }
@@ -446,14 +588,20 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // base64 of 32 ASCII bytes
 
     fn minimal() -> Vec<(String, String)> {
         env(&[
-            ("EMAIL_MANAGER__HOST__PUBLIC_URL", "https://nocobase.example.com"),
+            (
+                "EMAIL_MANAGER__HOST__PUBLIC_URL",
+                "https://nocobase.example.com",
+            ),
             ("EMAIL_MANAGER__HOST__JWT_SECRET", "app-key"),
             ("EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY", KEY),
         ])
@@ -464,12 +612,25 @@ mod tests {
         let s = Settings::load_from(None, minimal()).expect("valid");
         assert_eq!(s.server.bind, "127.0.0.1:13050");
         assert_eq!(s.host.api_url.as_str(), "https://nocobase.example.com/");
-        assert_eq!(s.host.redirect_uri(), "https://nocobase.example.com/admin/settings/mail/oauth2");
+        assert_eq!(
+            s.host.redirect_uri(),
+            "https://nocobase.example.com/admin/settings/mail/oauth2"
+        );
         assert_eq!(s.host.admin_roles, vec!["root", "admin"]);
         assert_eq!(s.database.url, "sqlite://data/email-manager.db");
-        assert_eq!(s.providers.google.token_url.as_str(), "https://oauth2.googleapis.com/token");
-        assert_eq!(s.providers.microsoft.authority.as_str(), "https://login.microsoftonline.com/");
-        assert!(s.providers.microsoft.scopes.contains(&"Mail.Send".to_string()));
+        assert_eq!(
+            s.providers.google.token_url.as_str(),
+            "https://oauth2.googleapis.com/token"
+        );
+        assert_eq!(
+            s.providers.microsoft.authority.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert!(s
+            .providers
+            .microsoft
+            .scopes
+            .contains(&"Mail.Send".to_string()));
     }
 
     #[test]
@@ -477,24 +638,45 @@ mod tests {
         let mut e = minimal();
         e.extend(env(&[
             ("EMAIL_MANAGER__HOST__ADMIN_ROLES", "root, ops"),
-            ("EMAIL_MANAGER__PROVIDERS__GOOGLE__TOKEN_URL", "http://127.0.0.1:9/token"),
+            (
+                "EMAIL_MANAGER__PROVIDERS__GOOGLE__TOKEN_URL",
+                "http://127.0.0.1:9/token",
+            ),
         ]));
         let s = Settings::load_from(None, e).expect("valid");
         assert_eq!(s.host.admin_roles, vec!["root", "ops"]);
-        assert_eq!(s.providers.google.token_url.as_str(), "http://127.0.0.1:9/token");
+        assert_eq!(
+            s.providers.google.token_url.as_str(),
+            "http://127.0.0.1:9/token"
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("EMAIL_MANAGER__SERVER__BIND", "nonsense", "server.bind"),
-            ("EMAIL_MANAGER__HOST__PUBLIC_URL", "ftp://x", "host.public_url"),
-            ("EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY", "c2hvcnQ=", "security.encryption_key"),
+            (
+                "EMAIL_MANAGER__HOST__PUBLIC_URL",
+                "ftp://x",
+                "host.public_url",
+            ),
+            (
+                "EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY",
+                "c2hvcnQ=",
+                "security.encryption_key",
+            ),
             ("EMAIL_MANAGER__DATABASE__URL", "mysql://x", "database.url"),
-            ("EMAIL_MANAGER__PROVIDERS__MICROSOFT__AUTHORITY", "not a url", "providers.microsoft.authority"),
+            (
+                "EMAIL_MANAGER__PROVIDERS__MICROSOFT__AUTHORITY",
+                "not a url",
+                "providers.microsoft.authority",
+            ),
         ];
         for (k, v, key) in cases {
-            let mut e: Vec<_> = minimal().into_iter().filter(|(name, _)| name != k).collect();
+            let mut e: Vec<_> = minimal()
+                .into_iter()
+                .filter(|(name, _)| name != k)
+                .collect();
             e.push((k.to_string(), v.to_string()));
             let err = Settings::load_from(None, e).expect_err(key);
             assert_eq!(err.key, *key, "{err}");
@@ -503,12 +685,26 @@ mod tests {
 
     #[test]
     fn missing_secrets_are_refused_outside_dev() {
-        let e: Vec<_> = minimal().into_iter().filter(|(k, _)| !k.contains("ENCRYPTION")).collect();
-        assert_eq!(Settings::load_from(None, e.clone()).expect_err("no key").key, "security.encryption_key");
+        let e: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(k, _)| !k.contains("ENCRYPTION"))
+            .collect();
+        assert_eq!(
+            Settings::load_from(None, e.clone())
+                .expect_err("no key")
+                .key,
+            "security.encryption_key"
+        );
         let mut dev = e;
         dev.push(("EMAIL_MANAGER__DEV__ENABLED".into(), "true".into()));
         assert!(Settings::load_from(None, dev).is_ok());
-        let e: Vec<_> = minimal().into_iter().filter(|(k, _)| !k.contains("JWT")).collect();
-        assert_eq!(Settings::load_from(None, e).expect_err("no jwt").key, "host.jwt_secret");
+        let e: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(k, _)| !k.contains("JWT"))
+            .collect();
+        assert_eq!(
+            Settings::load_from(None, e).expect_err("no jwt").key,
+            "host.jwt_secret"
+        );
     }
 }

@@ -85,14 +85,22 @@ impl Cipher {
         if key.expose().len() != KEY_LEN {
             return Err(CryptoError::BadKey);
         }
-        Ok(Self { aead: XChaCha20Poly1305::new(Key::from_slice(key.expose())) })
+        Ok(Self {
+            aead: XChaCha20Poly1305::new(Key::from_slice(key.expose())),
+        })
     }
 
     pub fn encrypt(&self, plaintext: &[u8], aad: &str) -> Result<Vec<u8>, CryptoError> {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let ct = self
             .aead
-            .encrypt(&nonce, Payload { msg: plaintext, aad: aad.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Encrypt)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
@@ -107,7 +115,13 @@ impl Cipher {
         }
         let nonce = XNonce::from_slice(&stored[1..1 + NONCE_LEN]);
         self.aead
-            .decrypt(nonce, Payload { msg: &stored[1 + NONCE_LEN..], aad: aad.as_bytes() })
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &stored[1 + NONCE_LEN..],
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)
     }
 
@@ -117,7 +131,9 @@ impl Cipher {
 
     pub fn decrypt_str(&self, stored: &[u8], aad: &str) -> Result<SecretString, CryptoError> {
         let bytes = self.decrypt(stored, aad)?;
-        String::from_utf8(bytes).map(SecretString::new).map_err(|_| CryptoError::Decrypt)
+        String::from_utf8(bytes)
+            .map(SecretString::new)
+            .map_err(|_| CryptoError::Decrypt)
     }
 }
 
@@ -148,11 +164,18 @@ mod tests {
     #[test]
     fn round_trip_and_fresh_nonce() {
         let c = cipher();
-        let a = c.encrypt(b"refresh-token", "mail_accounts:1:refresh").expect("enc");
-        let b = c.encrypt(b"refresh-token", "mail_accounts:1:refresh").expect("enc");
+        let a = c
+            .encrypt(b"refresh-token", "mail_accounts:1:refresh")
+            .expect("enc");
+        let b = c
+            .encrypt(b"refresh-token", "mail_accounts:1:refresh")
+            .expect("enc");
         assert_ne!(a, b, "each value gets its own nonce");
         assert!(!a.windows(13).any(|w| w == b"refresh-token"));
-        assert_eq!(c.decrypt(&a, "mail_accounts:1:refresh").expect("dec"), b"refresh-token");
+        assert_eq!(
+            c.decrypt(&a, "mail_accounts:1:refresh").expect("dec"),
+            b"refresh-token"
+        );
     }
 
     #[test]

@@ -53,9 +53,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound | ErrorCode::UnknownAction => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::InvalidJson | ErrorCode::InvalidInput | ErrorCode::UnknownProvider | ErrorCode::ProviderNotConfigured => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidInput
+            | ErrorCode::UnknownProvider
+            | ErrorCode::ProviderNotConfigured => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::HostUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
@@ -76,7 +77,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), cause: None }
+        Self {
+            code,
+            message: message.into(),
+            cause: None,
+        }
     }
     pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
         self.cause = Some(cause.into());
@@ -96,7 +101,11 @@ impl ApiError {
     }
     /// A failure the user cannot act on; the cause goes to the log only.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Self::new(ErrorCode::Internal, "Internal error; the sidecar log has the details").with_cause(cause)
+        Self::new(
+            ErrorCode::Internal,
+            "Internal error; the sidecar log has the details",
+        )
+        .with_cause(cause)
     }
 }
 

@@ -26,20 +26,31 @@ fn config_path() -> Result<Option<PathBuf>, String> {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let settings = match config_path().and_then(|p| Settings::load(p.as_deref()).map_err(|e| e.to_string())) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("email-manager: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let settings =
+        match config_path().and_then(|p| Settings::load(p.as_deref()).map_err(|e| e.to_string())) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("email-manager: {e}");
+                return ExitCode::from(2);
+            }
+        };
     if settings.dev.enabled {
         log::warn!("development mode: demo sign-in on, fixed encryption key if none is configured; never use this in production");
     }
     let result = actix_web::rt::System::new().block_on(async move {
-        let listener = TcpListener::bind(&settings.server.bind).map_err(|e| anyhow::anyhow!("server.bind: cannot listen on {}: {e}", settings.server.bind))?;
+        let listener = TcpListener::bind(&settings.server.bind).map_err(|e| {
+            anyhow::anyhow!(
+                "server.bind: cannot listen on {}: {e}",
+                settings.server.bind
+            )
+        })?;
         let app = Application::build(settings.clone(), listener)?;
-        log::info!("email-manager {} listening on {} (database: {:?})", env!("CARGO_PKG_VERSION"), settings.server.bind, app.state().db.backend());
+        log::info!(
+            "email-manager {} listening on {} (database: {:?})",
+            env!("CARGO_PKG_VERSION"),
+            settings.server.bind,
+            app.state().db.backend()
+        );
         app.run_until_stopped().await?;
         log::info!("stopped");
         anyhow::Ok(())

@@ -21,7 +21,9 @@ pub fn build(settings: &Settings) -> anyhow::Result<Value> {
 /// Posts the manifest to `host.register_url` until the host accepts it, backing off from 1 s to
 /// 5 min. Runs beside the server so start-up never waits on the host.
 pub async fn register_until_accepted(settings: std::sync::Arc<Settings>) {
-    let Some(url) = settings.host.register_url.clone() else { return };
+    let Some(url) = settings.host.register_url.clone() else {
+        return;
+    };
     let manifest = match build(&settings) {
         Ok(m) => m,
         Err(e) => {
@@ -49,11 +51,19 @@ pub async fn register_until_accepted(settings: std::sync::Arc<Settings>) {
         }
         match req.send().await {
             Ok(resp) if resp.status().is_success() => {
-                log::info!("registered with the host at {} (attempt {attempt})", url.origin().ascii_serialization());
+                log::info!(
+                    "registered with the host at {} (attempt {attempt})",
+                    url.origin().ascii_serialization()
+                );
                 return;
             }
-            Ok(resp) => log::warn!("host registration answered HTTP {} (attempt {attempt}); retrying in {delay:?}", resp.status()),
-            Err(e) => log::warn!("host registration failed: {e} (attempt {attempt}); retrying in {delay:?}"),
+            Ok(resp) => log::warn!(
+                "host registration answered HTTP {} (attempt {attempt}); retrying in {delay:?}",
+                resp.status()
+            ),
+            Err(e) => log::warn!(
+                "host registration failed: {e} (attempt {attempt}); retrying in {delay:?}"
+            ),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(300));

@@ -11,10 +11,22 @@ pub struct Metrics {
 }
 
 const HELP: &[(&str, &str)] = &[
-    ("email_manager_http_requests_total", "HTTP requests served, by status class."),
-    ("email_manager_provider_errors_total", "Errors from mail providers, by provider and kind."),
-    ("email_manager_accounts_linked_total", "Mailboxes linked or re-linked, by provider."),
-    ("email_manager_auth_failures_total", "API requests refused by authentication, by error code."),
+    (
+        "email_manager_http_requests_total",
+        "HTTP requests served, by status class.",
+    ),
+    (
+        "email_manager_provider_errors_total",
+        "Errors from mail providers, by provider and kind.",
+    ),
+    (
+        "email_manager_accounts_linked_total",
+        "Mailboxes linked or re-linked, by provider.",
+    ),
+    (
+        "email_manager_auth_failures_total",
+        "API requests refused by authentication, by error code.",
+    ),
 ];
 
 impl Metrics {
@@ -25,7 +37,10 @@ impl Metrics {
     }
 
     pub fn provider_error(&self, provider: &str, kind: &str) {
-        self.inc("email_manager_provider_errors_total", format!("provider=\"{provider}\",kind=\"{kind}\""));
+        self.inc(
+            "email_manager_provider_errors_total",
+            format!("provider=\"{provider}\",kind=\"{kind}\""),
+        );
     }
 
     pub fn render(&self) -> String {
@@ -57,7 +72,9 @@ mod tests {
         m.provider_error("google", "invalid_grant");
         let text = m.render();
         assert!(text.contains("email_manager_http_requests_total{status=\"2xx\"} 2\n"));
-        assert!(text.contains("email_manager_provider_errors_total{provider=\"google\",kind=\"invalid_grant\"} 1\n"));
+        assert!(text.contains(
+            "email_manager_provider_errors_total{provider=\"google\",kind=\"invalid_grant\"} 1\n"
+        ));
         assert!(text.contains("# TYPE email_manager_auth_failures_total counter"));
     }
 }

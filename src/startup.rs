@@ -32,13 +32,30 @@ impl Application {
     pub fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         let db = Db::connect(&settings.database.url, settings.database.max_connections)
-            .with_context(|| format!("opening the database {}", crate::config::redact_url(&settings.database.url)))?;
-        let cipher = Cipher::new(&settings.security.encryption_key).context("security.encryption_key")?;
-        let registry = ProviderRegistry::from_settings(&settings).context("building the provider clients")?;
+            .with_context(|| {
+                format!(
+                    "opening the database {}",
+                    crate::config::redact_url(&settings.database.url)
+                )
+            })?;
+        let cipher =
+            Cipher::new(&settings.security.encryption_key).context("security.encryption_key")?;
+        let registry =
+            ProviderRegistry::from_settings(&settings).context("building the provider clients")?;
         let auth = HostAuth::new(&settings.host).context("building the host client")?;
-        let state = web::Data::new(AppState { settings: settings.clone(), db, cipher, registry, auth, metrics: Metrics::default() });
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            db,
+            cipher,
+            registry,
+            auth,
+            metrics: Metrics::default(),
+        });
 
-        let port = listener.local_addr().context("reading the listener address")?.port();
+        let port = listener
+            .local_addr()
+            .context("reading the listener address")?
+            .port();
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -62,7 +79,11 @@ impl Application {
         .run();
 
         actix_web::rt::spawn(manifest::register_until_accepted(settings));
-        Ok(Application { port, server, state })
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -85,7 +106,10 @@ impl Application {
 }
 
 /// Request log and counters. Logs the path only: query strings carry OAuth codes and states.
-async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_string();
@@ -93,7 +117,10 @@ async fn observe(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<Se
     let res = next.call(req).await?;
     let status = res.status();
     if let Some(state) = state {
-        state.metrics.inc("email_manager_http_requests_total", format!("status=\"{}xx\"", status.as_u16() / 100));
+        state.metrics.inc(
+            "email_manager_http_requests_total",
+            format!("status=\"{}xx\"", status.as_u16() / 100),
+        );
     }
     let elapsed = started.elapsed();
     if path == "/healthz" || path == "/readyz" || path == "/metrics" {
@@ -121,10 +148,14 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
-async fn plugin_manifest(state: web::Data<AppState>) -> Result<HttpResponse, crate::error::ApiError> {
+async fn plugin_manifest(
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, crate::error::ApiError> {
     let m = manifest::build(&state.settings).map_err(crate::error::ApiError::internal)?;
     Ok(HttpResponse::Ok().json(m))
 }

@@ -56,15 +56,19 @@ pub async fn authorize(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpRespo
         Some(v) => Some(parse_instant("syncFrom", v)?),
     };
     let app = oauth_app(state, provider.as_ref()).await?;
-    let request = provider.authorization_url(&app, &state.settings.host.redirect_uri()).map_err(|e| {
-        state.metrics.provider_error(provider.id(), e.kind());
-        ApiError::internal(anyhow::Error::new(e).context("building the authorization URL"))
-    })?;
+    let request = provider
+        .authorization_url(&app, &state.settings.host.redirect_uri())
+        .map_err(|e| {
+            state.metrics.provider_error(provider.id(), e.kind());
+            ApiError::internal(anyhow::Error::new(e).context("building the authorization URL"))
+        })?;
 
     let now = now_millis();
     let state_hash = sha256_hex(request.state.expose().as_bytes());
     let row = OAuthStateRow {
-        pkce_verifier: state.cipher.encrypt_str(&request.pkce_verifier, &pkce_aad(&state_hash))?,
+        pkce_verifier: state
+            .cipher
+            .encrypt_str(&request.pkce_verifier, &pkce_aad(&state_hash))?,
         state_hash,
         user_id: ctx.identity.user_id,
         provider: provider.id().to_string(),
@@ -85,16 +89,28 @@ pub async fn authorize(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpRespo
 pub async fn list(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     let (page, page_size) = ctx.paging()?;
     let user_id = ctx.identity.user_id;
-    let rows = state.db.run(move |conn| db::accounts::list_for_user(conn, user_id)).await?;
+    let rows = state
+        .db
+        .run(move |conn| db::accounts::list_for_user(conn, user_id))
+        .await?;
     let count = rows.len() as i64;
-    let items: Vec<Value> = rows.iter().skip(((page - 1) * page_size) as usize).take(page_size as usize).map(account_json).collect();
+    let items: Vec<Value> = rows
+        .iter()
+        .skip(((page - 1) * page_size) as usize)
+        .take(page_size as usize)
+        .map(account_json)
+        .collect();
     Ok(list_response(items, count, page, page_size))
 }
 
 pub async fn get(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     let id = ctx.filter_by_tk()?;
     let user_id = ctx.identity.user_id;
-    let row = state.db.run(move |conn| db::accounts::get_for_user(conn, user_id, id)).await.map_err(not_found)?;
+    let row = state
+        .db
+        .run(move |conn| db::accounts::get_for_user(conn, user_id, id))
+        .await
+        .map_err(not_found)?;
     Ok(data(account_json(&row)))
 }
 
@@ -111,21 +127,34 @@ fn not_found(e: db::DbError) -> ApiError {
 pub async fn destroy(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     let id = ctx.filter_by_tk()?;
     let user_id = ctx.identity.user_id;
-    let row = state.db.run(move |conn| db::accounts::get_for_user(conn, user_id, id)).await.map_err(not_found)?;
+    let row = state
+        .db
+        .run(move |conn| db::accounts::get_for_user(conn, user_id, id))
+        .await
+        .map_err(not_found)?;
     let provider = state.registry.get(&row.provider)?;
 
     let aad = |kind| token_aad(row.user_id, &row.provider, &row.provider_account_id, kind);
     let access = state.cipher.decrypt_str(&row.access_token, &aad("access"));
-    let refresh = row.refresh_token.as_deref().map(|t| state.cipher.decrypt_str(t, &aad("refresh"))).transpose();
+    let refresh = row
+        .refresh_token
+        .as_deref()
+        .map(|t| state.cipher.decrypt_str(t, &aad("refresh")))
+        .transpose();
     let revoked = match (access, refresh, oauth_app(state, provider.as_ref()).await) {
-        (Ok(access), Ok(refresh), Ok(app)) => match provider.revoke(&app, &access, refresh.as_ref()).await {
-            Ok(()) => true,
-            Err(e) => {
-                state.metrics.provider_error(provider.id(), e.kind());
-                log::warn!("revoking mail account {id} at {} failed: {e}", provider.id());
-                false
+        (Ok(access), Ok(refresh), Ok(app)) => {
+            match provider.revoke(&app, &access, refresh.as_ref()).await {
+                Ok(()) => true,
+                Err(e) => {
+                    state.metrics.provider_error(provider.id(), e.kind());
+                    log::warn!(
+                        "revoking mail account {id} at {} failed: {e}",
+                        provider.id()
+                    );
+                    false
+                }
             }
-        },
+        }
         (access, refresh, app) => {
             log::warn!(
                 "mail account {id}: not revoked at {} (tokens readable: {}, app configured: {})",
@@ -136,7 +165,11 @@ pub async fn destroy(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpRespons
             false
         }
     };
-    state.db.run(move |conn| db::accounts::delete_for_user(conn, user_id, id)).await.map_err(not_found)?;
+    state
+        .db
+        .run(move |conn| db::accounts::delete_for_user(conn, user_id, id))
+        .await
+        .map_err(not_found)?;
     Ok(data(json!({ "id": id, "revoked": revoked })))
 }
 
@@ -149,8 +182,15 @@ pub async fn callback(state: &AppState, params: &HashMap<String, String>) -> Htt
     }
 }
 
-async fn finish_link(state: &AppState, params: &HashMap<String, String>) -> Result<OAuthOutcome, OAuthOutcome> {
-    let raw_state = params.get("state").map(String::as_str).filter(|s| !s.is_empty()).ok_or(OAuthOutcome::BadState)?;
+async fn finish_link(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<OAuthOutcome, OAuthOutcome> {
+    let raw_state = params
+        .get("state")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(OAuthOutcome::BadState)?;
     let state_hash = sha256_hex(raw_state.as_bytes());
     let now = now_millis();
     let hash = state_hash.clone();
@@ -160,20 +200,35 @@ async fn finish_link(state: &AppState, params: &HashMap<String, String>) -> Resu
         .await
         .map_err(|e| internal("reading the OAuth state", e))?
         .ok_or(OAuthOutcome::BadState)?;
-    let provider = state.registry.get(&pending.provider).map_err(|_| OAuthOutcome::BadState)?;
+    let provider = state
+        .registry
+        .get(&pending.provider)
+        .map_err(|_| OAuthOutcome::BadState)?;
 
     if let Some(error) = params.get("error") {
         log::info!("{} consent ended with error={error}", provider.id());
         return Err(if error == "access_denied" {
-            OAuthOutcome::Denied { provider: provider.display_name() }
+            OAuthOutcome::Denied {
+                provider: provider.display_name(),
+            }
         } else {
-            OAuthOutcome::ProviderFailed { provider: provider.display_name(), detail: "the provider reported an error" }
+            OAuthOutcome::ProviderFailed {
+                provider: provider.display_name(),
+                detail: "the provider reported an error",
+            }
         });
     }
-    let code = params.get("code").filter(|c| !c.is_empty()).ok_or(OAuthOutcome::BadState)?;
-    let app = oauth_app(state, provider.as_ref())
-        .await
-        .map_err(|_| OAuthOutcome::ProviderFailed { provider: provider.display_name(), detail: "the provider is no longer configured" })?;
+    let code = params
+        .get("code")
+        .filter(|c| !c.is_empty())
+        .ok_or(OAuthOutcome::BadState)?;
+    let app =
+        oauth_app(state, provider.as_ref())
+            .await
+            .map_err(|_| OAuthOutcome::ProviderFailed {
+                provider: provider.display_name(),
+                detail: "the provider is no longer configured",
+            })?;
     let verifier = state
         .cipher
         .decrypt_str(&pending.pkce_verifier, &pkce_aad(&state_hash))
@@ -181,22 +236,47 @@ async fn finish_link(state: &AppState, params: &HashMap<String, String>) -> Resu
 
     let failed = |e: crate::providers::ProviderError, step: &str| {
         state.metrics.provider_error(provider.id(), e.kind());
-        log::warn!("linking a {} mailbox failed while {step}: {e}", provider.id());
+        log::warn!(
+            "linking a {} mailbox failed while {step}: {e}",
+            provider.id()
+        );
         let detail = match e {
-            crate::providers::ProviderError::InvalidClient(_) => "the Client ID or Client Secret in Email settings was refused",
-            crate::providers::ProviderError::InvalidGrant(_) => "the sign-in expired or was already used",
+            crate::providers::ProviderError::InvalidClient(_) => {
+                "the Client ID or Client Secret in Email settings was refused"
+            }
+            crate::providers::ProviderError::InvalidGrant(_) => {
+                "the sign-in expired or was already used"
+            }
             _ => "the provider could not be reached or refused the request",
         };
-        OAuthOutcome::ProviderFailed { provider: provider.display_name(), detail }
+        OAuthOutcome::ProviderFailed {
+            provider: provider.display_name(),
+            detail,
+        }
     };
     let tokens = provider
         .exchange_code(&app, &state.settings.host.redirect_uri(), code, &verifier)
         .await
         .map_err(|e| failed(e, "exchanging the code"))?;
-    let identity = provider.identity(&tokens).await.map_err(|e| failed(e, "reading the mailbox identity"))?;
+    let identity = provider
+        .identity(&tokens)
+        .await
+        .map_err(|e| failed(e, "reading the mailbox identity"))?;
 
-    let aad = |kind| token_aad(pending.user_id, provider.id(), &identity.provider_account_id, kind);
-    let encrypt = |t: &SecretString, kind| state.cipher.encrypt_str(t, &aad(kind)).map_err(|e| internal("encrypting tokens", e));
+    let aad = |kind| {
+        token_aad(
+            pending.user_id,
+            provider.id(),
+            &identity.provider_account_id,
+            kind,
+        )
+    };
+    let encrypt = |t: &SecretString, kind| {
+        state
+            .cipher
+            .encrypt_str(t, &aad(kind))
+            .map_err(|e| internal("encrypting tokens", e))
+    };
     let new = NewMailAccount {
         user_id: pending.user_id,
         provider: provider.id().to_string(),
@@ -205,7 +285,11 @@ async fn finish_link(state: &AppState, params: &HashMap<String, String>) -> Resu
         display_name: identity.display_name.clone(),
         status: account_status::ACTIVE.to_string(),
         access_token: encrypt(&tokens.access_token, "access")?,
-        refresh_token: tokens.refresh_token.as_ref().map(|t| encrypt(t, "refresh")).transpose()?,
+        refresh_token: tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| encrypt(t, "refresh"))
+            .transpose()?,
         token_expires_at: tokens.expires_at,
         scopes: tokens.scopes.join(" "),
         sync_from: pending.sync_from,
@@ -217,9 +301,22 @@ async fn finish_link(state: &AppState, params: &HashMap<String, String>) -> Resu
         .run(move |conn| db::accounts::upsert_linked(conn, &new))
         .await
         .map_err(|e| internal("storing the mail account", e))?;
-    state.metrics.inc("email_manager_accounts_linked_total", format!("provider=\"{}\"", provider.id()));
-    log::info!("user {} linked {} account {} ({})", row.user_id, provider.id(), row.id, if created { "new" } else { "re-linked" });
-    Ok(OAuthOutcome::Linked { provider: provider.display_name(), email: row.email, account_id: row.id })
+    state.metrics.inc(
+        "email_manager_accounts_linked_total",
+        format!("provider=\"{}\"", provider.id()),
+    );
+    log::info!(
+        "user {} linked {} account {} ({})",
+        row.user_id,
+        provider.id(),
+        row.id,
+        if created { "new" } else { "re-linked" }
+    );
+    Ok(OAuthOutcome::Linked {
+        provider: provider.display_name(),
+        email: row.email,
+        account_id: row.id,
+    })
 }
 
 fn internal(step: &str, e: impl std::fmt::Display) -> OAuthOutcome {

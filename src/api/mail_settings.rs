@@ -59,7 +59,10 @@ fn view(provider: &dyn MailProvider, row: Option<&MailSettingsRow>) -> Value {
         "clientSecretHint": row.client_secret_hint,
     });
     if provider.uses_tenant() {
-        v["tenant"] = json!(row.tenant.clone().unwrap_or_else(|| DEFAULT_TENANT.to_string()));
+        v["tenant"] = json!(row
+            .tenant
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TENANT.to_string()));
     }
     v
 }
@@ -67,9 +70,15 @@ fn view(provider: &dyn MailProvider, row: Option<&MailSettingsRow>) -> Value {
 async fn render(state: &AppState) -> ApiResult<HttpResponse> {
     let rows = state.db.run(db::settings::list).await?;
     let mut out = Map::new();
-    out.insert("redirectUri".into(), json!(state.settings.host.redirect_uri()));
+    out.insert(
+        "redirectUri".into(),
+        json!(state.settings.host.redirect_uri()),
+    );
     for p in state.registry.all() {
-        out.insert(p.id().to_string(), view(p.as_ref(), rows.iter().find(|r| r.provider == p.id())));
+        out.insert(
+            p.id().to_string(),
+            view(p.as_ref(), rows.iter().find(|r| r.provider == p.id())),
+        );
     }
     Ok(data(Value::Object(out)))
 }
@@ -82,10 +91,14 @@ pub async fn get(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
 fn clean_text(field: &str, value: &str, max: usize) -> ApiResult<String> {
     let v = value.trim();
     if v.len() > max {
-        return Err(ApiError::invalid(format!("{field} is longer than {max} characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} is longer than {max} characters"
+        )));
     }
     if v.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(ApiError::invalid(format!("{field} must not contain spaces or control characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain spaces or control characters"
+        )));
     }
     Ok(v.to_string())
 }
@@ -95,7 +108,9 @@ fn clean_text(field: &str, value: &str, max: usize) -> ApiResult<String> {
 pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     ctx.require_admin()?;
     let Value::Object(values) = &ctx.values else {
-        return Err(ApiError::invalid("values must be an object such as {\"google\": {\"clientId\": \"…\"}}"));
+        return Err(ApiError::invalid(
+            "values must be an object such as {\"google\": {\"clientId\": \"…\"}}",
+        ));
     };
     let mut updates: BTreeMap<&'static str, ProviderValues> = BTreeMap::new();
     for (key, v) in values {
@@ -103,12 +118,15 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
             continue; // read-only; sent back by pages that round-trip `get`
         }
         let provider = state.registry.get(key)?;
-        let parsed: ProviderValues =
-            serde_json::from_value(v.clone()).map_err(|e| ApiError::invalid(format!("Invalid values for {key}: {e}")))?;
+        let parsed: ProviderValues = serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::invalid(format!("Invalid values for {key}: {e}")))?;
         updates.insert(provider.id(), parsed);
     }
     if updates.is_empty() {
-        return Err(ApiError::invalid(format!("Nothing to update: send one of {}", state.registry.ids().join(", "))));
+        return Err(ApiError::invalid(format!(
+            "Nothing to update: send one of {}",
+            state.registry.ids().join(", ")
+        )));
     }
 
     let existing = state.db.run(db::settings::list).await?;
@@ -116,12 +134,22 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
     let mut rows = Vec::new();
     for (id, v) in updates {
         let provider = state.registry.get(id)?;
-        let mut row = existing.iter().find(|r| r.provider == id).cloned().unwrap_or_else(|| empty_row(id));
+        let mut row = existing
+            .iter()
+            .find(|r| r.provider == id)
+            .cloned()
+            .unwrap_or_else(|| empty_row(id));
         if let Some(client_id) = &v.client_id {
             row.client_id = clean_text(&format!("{id}.clientId"), client_id, 512)?;
         }
-        if let Some(secret) = v.client_secret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let secret = SecretString::new(clean_text(&format!("{id}.clientSecret"), secret, 1024)?);
+        if let Some(secret) = v
+            .client_secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let secret =
+                SecretString::new(clean_text(&format!("{id}.clientSecret"), secret, 1024)?);
             row.client_secret = Some(state.cipher.encrypt_str(&secret, &secret_aad(id))?);
             row.client_secret_hint = Some(secret.hint());
         }
@@ -162,22 +190,35 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
 /// The provider's OAuth app, if an admin configured and enabled it.
 pub async fn oauth_app(state: &AppState, provider: &dyn MailProvider) -> ApiResult<OAuthApp> {
     let id = provider.id();
-    let row = state.db.run(move |conn| db::settings::get(conn, id)).await?;
+    let row = state
+        .db
+        .run(move |conn| db::settings::get(conn, id))
+        .await?;
     let not_ready = |why: &str| {
         ApiError::new(
             ErrorCode::ProviderNotConfigured,
-            format!("{} {why}: an administrator must set it up in Settings → Email settings", provider.display_name()),
+            format!(
+                "{} {why}: an administrator must set it up in Settings → Email settings",
+                provider.display_name()
+            ),
         )
     };
     let row = row.ok_or_else(|| not_ready("is not configured"))?;
     if !row.enabled {
         return Err(not_ready("is disabled"));
     }
-    let secret = row.client_secret.as_deref().ok_or_else(|| not_ready("has no Client Secret"))?;
+    let secret = row
+        .client_secret
+        .as_deref()
+        .ok_or_else(|| not_ready("has no Client Secret"))?;
     if row.client_id.is_empty() {
         return Err(not_ready("has no Client ID"));
     }
-    Ok(OAuthApp { client_id: row.client_id, client_secret: decrypt_secret(&state.cipher, id, secret)?, tenant: row.tenant })
+    Ok(OAuthApp {
+        client_id: row.client_id,
+        client_secret: decrypt_secret(&state.cipher, id, secret)?,
+        tenant: row.tenant,
+    })
 }
 
 fn decrypt_secret(cipher: &Cipher, provider: &str, stored: &[u8]) -> ApiResult<SecretString> {

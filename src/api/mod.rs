@@ -34,14 +34,23 @@ impl ActionCtx {
             .params
             .get("filterByTk")
             .cloned()
-            .or_else(|| self.values.get("filterByTk").map(|v| v.to_string().trim_matches('"').to_string()))
+            .or_else(|| {
+                self.values
+                    .get("filterByTk")
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+            })
             .ok_or_else(|| ApiError::invalid("filterByTk is required"))?;
-        raw.parse::<i64>().map_err(|_| ApiError::invalid(format!("filterByTk must be a record id, got {raw:?}")))
+        raw.parse::<i64>()
+            .map_err(|_| ApiError::invalid(format!("filterByTk must be a record id, got {raw:?}")))
     }
 
     /// The body as a typed value; unknown fields and bad types answer 400 naming the problem.
     pub fn values_as<T: DeserializeOwned>(&self) -> ApiResult<T> {
-        let v = if self.values.is_null() { json!({}) } else { self.values.clone() };
+        let v = if self.values.is_null() {
+            json!({})
+        } else {
+            self.values.clone()
+        };
         serde_json::from_value(v).map_err(|e| ApiError::invalid(format!("Invalid values: {e}")))
     }
 
@@ -49,19 +58,27 @@ impl ActionCtx {
         if self.identity.is_admin {
             Ok(())
         } else {
-            Err(ApiError::forbidden("Only administrators can change Email settings."))
+            Err(ApiError::forbidden(
+                "Only administrators can change Email settings.",
+            ))
         }
     }
 
     /// `page` and `pageSize` with NocoBase's defaults, the size capped.
     pub fn paging(&self) -> ApiResult<(i64, i64)> {
-        let num = |k: &str, default: i64| -> ApiResult<i64> {
-            match self.params.get(k) {
-                None => Ok(default),
-                Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| ApiError::invalid(format!("{k} must be a positive integer"))),
-            }
-        };
-        Ok((num("page", 1)?, num("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE)))
+        let num =
+            |k: &str, default: i64| -> ApiResult<i64> {
+                match self.params.get(k) {
+                    None => Ok(default),
+                    Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        ApiError::invalid(format!("{k} must be a positive integer"))
+                    }),
+                }
+            };
+        Ok((
+            num("page", 1)?,
+            num("pageSize", DEFAULT_PAGE_SIZE)?.min(MAX_PAGE_SIZE),
+        ))
     }
 }
 
@@ -70,7 +87,11 @@ pub fn data(value: impl serde::Serialize) -> HttpResponse {
 }
 
 pub fn list(items: impl serde::Serialize, count: i64, page: i64, page_size: i64) -> HttpResponse {
-    let total_page = if count == 0 { 0 } else { (count + page_size - 1) / page_size };
+    let total_page = if count == 0 {
+        0
+    } else {
+        (count + page_size - 1) / page_size
+    };
     HttpResponse::Ok().json(json!({
         "data": items,
         "meta": { "count": count, "page": page, "pageSize": page_size, "totalPage": total_page },
@@ -81,9 +102,14 @@ pub fn list(items: impl serde::Serialize, count: i64, page: i64, page_size: i64)
 async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("Could not read the request body").with_cause(anyhow::anyhow!("{e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid("Could not read the request body").with_cause(anyhow::anyhow!("{e}"))
+        })?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("Request body is larger than {limit} bytes")));
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("Request body is larger than {limit} bytes"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -94,7 +120,12 @@ fn parse_values(body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("Request body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("Request body is not valid JSON: {e}"),
+        )
+    })
 }
 
 /// `/api/{resource}:{action}` for every resource.
@@ -105,12 +136,18 @@ pub async fn dispatch(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     if req.method() != Method::GET && req.method() != Method::POST {
-        return Err(ApiError::new(ErrorCode::MethodNotAllowed, "Use GET or POST"));
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            "Use GET or POST",
+        ));
     }
     let name = name.into_inner();
-    let (resource, action) = name
-        .split_once(':')
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownAction, format!("Unknown action {name:?}: expected <resource>:<action>")))?;
+    let (resource, action) = name.split_once(':').ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::UnknownAction,
+            format!("Unknown action {name:?}: expected <resource>:<action>"),
+        )
+    })?;
 
     let params: HashMap<String, String> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| ApiError::invalid("The query string is malformed"))?;
@@ -120,18 +157,28 @@ pub async fn dispatch(
         return Ok(mail_accounts::callback(&state, &params).await);
     }
     if !is_known(resource, action) {
-        return Err(ApiError::new(ErrorCode::UnknownAction, format!("Unknown action {resource}:{action}")));
+        return Err(ApiError::new(
+            ErrorCode::UnknownAction,
+            format!("Unknown action {resource}:{action}"),
+        ));
     }
 
     let identity = match state.auth.authenticate(&req).await {
         Ok(id) => id,
         Err(e) => {
-            state.metrics.inc("email_manager_auth_failures_total", format!("code=\"{}\"", e.code.as_str()));
+            state.metrics.inc(
+                "email_manager_auth_failures_total",
+                format!("code=\"{}\"", e.code.as_str()),
+            );
             return Err(e);
         }
     };
     let body = read_body(payload, state.settings.server.max_json_bytes).await?;
-    let ctx = ActionCtx { identity, params, values: parse_values(&body)? };
+    let ctx = ActionCtx {
+        identity,
+        params,
+        values: parse_values(&body)?,
+    };
 
     match (resource, action) {
         ("mailSettings", "get") => mail_settings::get(&state, &ctx).await,
@@ -140,7 +187,10 @@ pub async fn dispatch(
         ("mailAccounts", "list") => mail_accounts::list(&state, &ctx).await,
         ("mailAccounts", "get") => mail_accounts::get(&state, &ctx).await,
         ("mailAccounts", "destroy") => mail_accounts::destroy(&state, &ctx).await,
-        _ => Err(ApiError::new(ErrorCode::UnknownAction, format!("Unknown action {resource}:{action}"))),
+        _ => Err(ApiError::new(
+            ErrorCode::UnknownAction,
+            format!("Unknown action {resource}:{action}"),
+        )),
     }
 }
 
@@ -148,13 +198,18 @@ pub async fn dispatch(
 fn is_known(resource: &str, action: &str) -> bool {
     matches!(
         (resource, action),
-        ("mailSettings", "get" | "update") | ("mailAccounts", "authorize" | "list" | "get" | "destroy")
+        ("mailSettings", "get" | "update")
+            | ("mailAccounts", "authorize" | "list" | "get" | "destroy")
     )
 }
 
 /// Parses a date the way NocoBase pages send them: ISO 8601 date or date-time, or Unix millis.
 pub fn parse_instant(field: &str, v: &Value) -> ApiResult<i64> {
-    let bad = || ApiError::invalid(format!("{field} must be a date (YYYY-MM-DD or ISO 8601 date-time)"));
+    let bad = || {
+        ApiError::invalid(format!(
+            "{field} must be a date (YYYY-MM-DD or ISO 8601 date-time)"
+        ))
+    };
     match v {
         Value::Number(n) => n.as_i64().ok_or_else(bad),
         Value::String(s) => {
@@ -162,12 +217,17 @@ pub fn parse_instant(field: &str, v: &Value) -> ApiResult<i64> {
                 return Ok(dt.timestamp_millis());
             }
             let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?;
-            Ok(date.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp_millis())
+            Ok(date
+                .and_hms_opt(0, 0, 0)
+                .ok_or_else(bad)?
+                .and_utc()
+                .timestamp_millis())
         }
         _ => Err(bad()),
     }
 }
 
 pub fn iso(millis: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(millis).map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }

@@ -7,7 +7,10 @@ use super::models::{account_status, MailAccountRow, NewMailAccount};
 use super::schema::mail_accounts::dsl;
 use super::{DbConnection, DbError};
 
-pub fn list_for_user(conn: &mut DbConnection, user_id: i64) -> Result<Vec<MailAccountRow>, DbError> {
+pub fn list_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+) -> Result<Vec<MailAccountRow>, DbError> {
     Ok(dsl::mail_accounts
         .filter(dsl::user_id.eq(user_id))
         .order(dsl::id.asc())
@@ -15,16 +18,30 @@ pub fn list_for_user(conn: &mut DbConnection, user_id: i64) -> Result<Vec<MailAc
         .load(conn)?)
 }
 
-pub fn get_for_user(conn: &mut DbConnection, user_id: i64, id: i64) -> Result<MailAccountRow, DbError> {
+pub fn get_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<MailAccountRow, DbError> {
     Ok(dsl::mail_accounts
         .filter(dsl::id.eq(id).and(dsl::user_id.eq(user_id)))
         .select(MailAccountRow::as_select())
         .first(conn)?)
 }
 
-fn find_linked(conn: &mut DbConnection, user_id: i64, provider: &str, provider_account_id: &str) -> Result<Option<MailAccountRow>, DbError> {
+fn find_linked(
+    conn: &mut DbConnection,
+    user_id: i64,
+    provider: &str,
+    provider_account_id: &str,
+) -> Result<Option<MailAccountRow>, DbError> {
     Ok(dsl::mail_accounts
-        .filter(dsl::user_id.eq(user_id).and(dsl::provider.eq(provider)).and(dsl::provider_account_id.eq(provider_account_id)))
+        .filter(
+            dsl::user_id
+                .eq(user_id)
+                .and(dsl::provider.eq(provider))
+                .and(dsl::provider_account_id.eq(provider_account_id)),
+        )
         .select(MailAccountRow::as_select())
         .first(conn)
         .optional()?)
@@ -33,7 +50,10 @@ fn find_linked(conn: &mut DbConnection, user_id: i64, provider: &str, provider_a
 /// Stores a freshly linked mailbox. Linking the same mailbox again refreshes its tokens and
 /// address and clears `reauth_required`, keeping the id (and so all its mail).
 /// Returns the row and whether it was created.
-pub fn upsert_linked(conn: &mut DbConnection, new: &NewMailAccount) -> Result<(MailAccountRow, bool), DbError> {
+pub fn upsert_linked(
+    conn: &mut DbConnection,
+    new: &NewMailAccount,
+) -> Result<(MailAccountRow, bool), DbError> {
     conn.transaction(|conn| {
         let existing = find_linked(conn, new.user_id, &new.provider, &new.provider_account_id)?;
         let created = match existing {
@@ -55,17 +75,21 @@ pub fn upsert_linked(conn: &mut DbConnection, new: &NewMailAccount) -> Result<(M
                 false
             }
             None => {
-                diesel::insert_into(dsl::mail_accounts).values(new).execute(conn)?;
+                diesel::insert_into(dsl::mail_accounts)
+                    .values(new)
+                    .execute(conn)?;
                 true
             }
         };
-        let row = find_linked(conn, new.user_id, &new.provider, &new.provider_account_id)?.ok_or(DbError::NotFound)?;
+        let row = find_linked(conn, new.user_id, &new.provider, &new.provider_account_id)?
+            .ok_or(DbError::NotFound)?;
         Ok((row, created))
     })
 }
 
 pub fn delete_for_user(conn: &mut DbConnection, user_id: i64, id: i64) -> Result<(), DbError> {
-    let n = diesel::delete(dsl::mail_accounts.filter(dsl::id.eq(id).and(dsl::user_id.eq(user_id)))).execute(conn)?;
+    let n = diesel::delete(dsl::mail_accounts.filter(dsl::id.eq(id).and(dsl::user_id.eq(user_id))))
+        .execute(conn)?;
     if n == 0 {
         return Err(DbError::NotFound);
     }

@@ -18,8 +18,8 @@ use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -111,13 +111,18 @@ pub fn parse_url(url: &str) -> Result<(Backend, String), DbError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_string()));
     }
-    if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
         if rest.is_empty() {
             return Err(DbError::Invalid("sqlite URL has no file path".into()));
         }
         return Ok((Backend::Sqlite, rest.to_string()));
     }
-    Err(DbError::Invalid("database.url must start with sqlite:// or postgres://".into()))
+    Err(DbError::Invalid(
+        "database.url must start with sqlite:// or postgres://".into(),
+    ))
 }
 
 impl Db {
@@ -125,9 +130,16 @@ impl Db {
     pub fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         let (backend, target) = parse_url(url)?;
         if backend == Backend::Sqlite {
-            if let Some(dir) = std::path::Path::new(&target).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| DbError::Invalid(format!("cannot create database folder {}: {e}", dir.display())))?;
+            if let Some(dir) = std::path::Path::new(&target)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Invalid(format!(
+                        "cannot create database folder {}: {e}",
+                        dir.display()
+                    ))
+                })?;
             }
         }
         let pool = r2d2::Pool::builder()
@@ -192,9 +204,18 @@ mod tests {
 
     #[test]
     fn urls_choose_the_backend() {
-        assert_eq!(parse_url("sqlite://data/x.db").expect("ok"), (Backend::Sqlite, "data/x.db".into()));
-        assert_eq!(parse_url("sqlite:/tmp/x.db").expect("ok"), (Backend::Sqlite, "/tmp/x.db".into()));
-        assert_eq!(parse_url("postgres://u@h/db").expect("ok").0, Backend::Postgres);
+        assert_eq!(
+            parse_url("sqlite://data/x.db").expect("ok"),
+            (Backend::Sqlite, "data/x.db".into())
+        );
+        assert_eq!(
+            parse_url("sqlite:/tmp/x.db").expect("ok"),
+            (Backend::Sqlite, "/tmp/x.db".into())
+        );
+        assert_eq!(
+            parse_url("postgres://u@h/db").expect("ok").0,
+            Backend::Postgres
+        );
         assert!(parse_url("mysql://x").is_err());
         assert!(parse_url("sqlite://").is_err());
     }

@@ -7,19 +7,29 @@ use super::schema::mail_settings::dsl;
 use super::{DbConnection, DbError};
 
 pub fn get(conn: &mut DbConnection, provider: &str) -> Result<Option<MailSettingsRow>, DbError> {
-    Ok(dsl::mail_settings.find(provider).select(MailSettingsRow::as_select()).first(conn).optional()?)
+    Ok(dsl::mail_settings
+        .find(provider)
+        .select(MailSettingsRow::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 pub fn list(conn: &mut DbConnection) -> Result<Vec<MailSettingsRow>, DbError> {
-    Ok(dsl::mail_settings.select(MailSettingsRow::as_select()).load(conn)?)
+    Ok(dsl::mail_settings
+        .select(MailSettingsRow::as_select())
+        .load(conn)?)
 }
 
 /// Writes the whole row (the caller merged the partial update into it).
 pub fn save(conn: &mut DbConnection, row: &MailSettingsRow) -> Result<(), DbError> {
     conn.transaction(|conn| {
-        let updated = diesel::update(dsl::mail_settings.find(&row.provider)).set(row).execute(conn)?;
+        let updated = diesel::update(dsl::mail_settings.find(&row.provider))
+            .set(row)
+            .execute(conn)?;
         if updated == 0 {
-            diesel::insert_into(dsl::mail_settings).values(row).execute(conn)?;
+            diesel::insert_into(dsl::mail_settings)
+                .values(row)
+                .execute(conn)?;
         }
         Ok(())
     })

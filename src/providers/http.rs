@@ -22,10 +22,18 @@ impl ProviderHttp {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let g = &settings.providers.google;
         let m = &settings.providers.microsoft;
-        let allowed = [&g.auth_url, &g.token_url, &g.revoke_url, &g.userinfo_url, &g.gmail_api_base, &m.authority, &m.graph_api_base]
-            .iter()
-            .map(|u| u.origin())
-            .collect();
+        let allowed = [
+            &g.auth_url,
+            &g.token_url,
+            &g.revoke_url,
+            &g.userinfo_url,
+            &g.gmail_api_base,
+            &m.authority,
+            &m.graph_api_base,
+        ]
+        .iter()
+        .map(|u| u.origin())
+        .collect();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(settings.providers.request_timeout_secs))
@@ -44,23 +52,49 @@ impl ProviderHttp {
         if self.allowed.contains(&url.origin()) {
             Ok(())
         } else {
-            Err(ProviderError::Permanent(format!("refusing to call {} (not a configured provider endpoint)", url.origin().ascii_serialization())))
+            Err(ProviderError::Permanent(format!(
+                "refusing to call {} (not a configured provider endpoint)",
+                url.origin().ascii_serialization()
+            )))
         }
     }
 
     /// GET a JSON resource with a bearer token; errors are classified for the caller.
-    pub async fn get_json<T: DeserializeOwned>(&self, url: &str, token: &SecretString, classify: Classifier) -> Result<T, ProviderError> {
-        let url = Url::parse(url).map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        token: &SecretString,
+        classify: Classifier,
+    ) -> Result<T, ProviderError> {
+        let url = Url::parse(url)
+            .map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
         self.check(&url)?;
-        let resp = self.client.get(url).bearer_auth(token.expose()).send().await.map_err(transport_error)?;
+        let resp = self
+            .client
+            .get(url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(transport_error)?;
         read_json(resp, classify).await
     }
 
     /// POST a form without a bearer (token revocation).
-    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<(StatusCode, String), ProviderError> {
-        let url = Url::parse(url).map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(StatusCode, String), ProviderError> {
+        let url = Url::parse(url)
+            .map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
         self.check(&url)?;
-        let resp = self.client.post(url).form(form).send().await.map_err(transport_error)?;
+        let resp = self
+            .client
+            .post(url)
+            .form(form)
+            .send()
+            .await
+            .map_err(transport_error)?;
         let status = resp.status();
         let body = resp.text().await.map_err(transport_error)?;
         Ok((status, body))
@@ -71,36 +105,60 @@ impl ProviderHttp {
 pub type Classifier = fn(StatusCode, &str) -> Option<ProviderError>;
 
 pub fn transport_error(e: reqwest::Error) -> ProviderError {
-    ProviderError::Transient(if e.is_timeout() { "request timed out".into() } else { format!("request failed: {e}") })
+    ProviderError::Transient(if e.is_timeout() {
+        "request timed out".into()
+    } else {
+        format!("request failed: {e}")
+    })
 }
 
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
-async fn read_json<T: DeserializeOwned>(resp: reqwest::Response, classify: Classifier) -> Result<T, ProviderError> {
+async fn read_json<T: DeserializeOwned>(
+    resp: reqwest::Response,
+    classify: Classifier,
+) -> Result<T, ProviderError> {
     let status = resp.status();
     let wait = retry_after(resp.headers());
     let body = resp.text().await.map_err(transport_error)?;
     if status.is_success() {
-        return serde_json::from_str(&body).map_err(|e| ProviderError::Permanent(format!("unexpected provider response: {e}")));
+        return serde_json::from_str(&body)
+            .map_err(|e| ProviderError::Permanent(format!("unexpected provider response: {e}")));
     }
     Err(classify_status(status, wait, &body, classify))
 }
 
 /// The common part of error classification; `specific` handles each provider's quirks first
 /// (Gmail's 403 quota errors, Graph's `syncStateNotFound`).
-pub fn classify_status(status: StatusCode, wait: Option<Duration>, body: &str, specific: Classifier) -> ProviderError {
+pub fn classify_status(
+    status: StatusCode,
+    wait: Option<Duration>,
+    body: &str,
+    specific: Classifier,
+) -> ProviderError {
     if let Some(e) = specific(status, body) {
         return match e {
-            ProviderError::RateLimited { retry_after: None } => ProviderError::RateLimited { retry_after: wait },
+            ProviderError::RateLimited { retry_after: None } => {
+                ProviderError::RateLimited { retry_after: wait }
+            }
             other => other,
         };
     }
     match status {
         StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
         StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited { retry_after: wait },
-        StatusCode::SERVICE_UNAVAILABLE if wait.is_some() => ProviderError::RateLimited { retry_after: wait },
+        StatusCode::SERVICE_UNAVAILABLE if wait.is_some() => {
+            ProviderError::RateLimited { retry_after: wait }
+        }
         StatusCode::NOT_FOUND => ProviderError::NotFound,
         StatusCode::GONE => ProviderError::CursorExpired,
         s if s.is_server_error() => ProviderError::Transient(format!("HTTP {s}")),
@@ -126,13 +184,25 @@ mod tests {
     #[test]
     fn statuses_map_to_actions() {
         let w = Some(Duration::from_secs(7));
-        assert!(matches!(classify_status(StatusCode::UNAUTHORIZED, None, "", none), ProviderError::Unauthorized));
+        assert!(matches!(
+            classify_status(StatusCode::UNAUTHORIZED, None, "", none),
+            ProviderError::Unauthorized
+        ));
         assert!(matches!(
             classify_status(StatusCode::TOO_MANY_REQUESTS, w, "", none),
             ProviderError::RateLimited { retry_after: Some(d) } if d.as_secs() == 7
         ));
-        assert!(matches!(classify_status(StatusCode::GONE, None, "", none), ProviderError::CursorExpired));
-        assert!(matches!(classify_status(StatusCode::BAD_GATEWAY, None, "", none), ProviderError::Transient(_)));
-        assert!(matches!(classify_status(StatusCode::BAD_REQUEST, None, "x", none), ProviderError::Permanent(_)));
+        assert!(matches!(
+            classify_status(StatusCode::GONE, None, "", none),
+            ProviderError::CursorExpired
+        ));
+        assert!(matches!(
+            classify_status(StatusCode::BAD_GATEWAY, None, "", none),
+            ProviderError::Transient(_)
+        ));
+        assert!(matches!(
+            classify_status(StatusCode::BAD_REQUEST, None, "x", none),
+            ProviderError::Permanent(_)
+        ));
     }
 }

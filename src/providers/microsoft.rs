@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use super::http::ProviderHttp;
 use super::oauth::OAuthFlow;
-use super::{AuthorizationRequest, MailProvider, MailboxIdentity, OAuthApp, ProviderError, TokenSet};
+use super::{
+    AuthorizationRequest, MailProvider, MailboxIdentity, OAuthApp, ProviderError, TokenSet,
+};
 use crate::config::{join_url, MicrosoftSettings};
 use crate::crypto::SecretString;
 
@@ -24,10 +26,20 @@ impl Microsoft {
 
     /// The flow depends on the tenant the admin chose, so it is built per call.
     fn flow(&self, app: &OAuthApp) -> OAuthFlow {
-        let tenant = app.tenant.as_deref().filter(|t| !t.is_empty()).unwrap_or(DEFAULT_TENANT);
+        let tenant = app
+            .tenant
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .unwrap_or(DEFAULT_TENANT);
         OAuthFlow {
-            auth_url: join_url(&self.settings.authority, &format!("/{tenant}/oauth2/v2.0/authorize")),
-            token_url: join_url(&self.settings.authority, &format!("/{tenant}/oauth2/v2.0/token")),
+            auth_url: join_url(
+                &self.settings.authority,
+                &format!("/{tenant}/oauth2/v2.0/authorize"),
+            ),
+            token_url: join_url(
+                &self.settings.authority,
+                &format!("/{tenant}/oauth2/v2.0/token"),
+            ),
             credentials_in_body: true,
             scopes: self.settings.scopes.clone(),
             extra_auth_params: vec![("response_mode", "query"), ("prompt", "select_account")],
@@ -43,7 +55,9 @@ impl Microsoft {
 /// Graph says an expired delta cursor with 410 or with `syncStateNotFound` / `resyncRequired`.
 pub fn classify(status: StatusCode, body: &str) -> Option<ProviderError> {
     if (status == StatusCode::GONE || status == StatusCode::BAD_REQUEST)
-        && (body.contains("syncStateNotFound") || body.contains("resyncRequired") || body.contains("SyncStateNotFound"))
+        && (body.contains("syncStateNotFound")
+            || body.contains("resyncRequired")
+            || body.contains("SyncStateNotFound"))
     {
         return Some(ProviderError::CursorExpired);
     }
@@ -53,7 +67,10 @@ pub fn classify(status: StatusCode, body: &str) -> Option<ProviderError> {
 /// Tenant ids are GUIDs or the three well-known names; anything else would end up in a URL path.
 pub fn valid_tenant(t: &str) -> bool {
     matches!(t, "common" | "organizations" | "consumers")
-        || (!t.is_empty() && t.len() <= 64 && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        || (!t.is_empty()
+            && t.len() <= 64
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
 }
 
 #[derive(Deserialize)]
@@ -80,34 +97,79 @@ impl MailProvider for Microsoft {
         true
     }
 
-    fn authorization_url(&self, app: &OAuthApp, redirect_uri: &str) -> Result<AuthorizationRequest, ProviderError> {
+    fn authorization_url(
+        &self,
+        app: &OAuthApp,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationRequest, ProviderError> {
         self.flow(app).authorization_url(app, redirect_uri)
     }
 
-    async fn exchange_code(&self, app: &OAuthApp, redirect_uri: &str, code: &str, verifier: &SecretString) -> Result<TokenSet, ProviderError> {
-        self.flow(app).exchange_code(&self.http, app, redirect_uri, code, verifier).await
+    async fn exchange_code(
+        &self,
+        app: &OAuthApp,
+        redirect_uri: &str,
+        code: &str,
+        verifier: &SecretString,
+    ) -> Result<TokenSet, ProviderError> {
+        self.flow(app)
+            .exchange_code(&self.http, app, redirect_uri, code, verifier)
+            .await
     }
 
-    async fn refresh(&self, app: &OAuthApp, refresh_token: &SecretString) -> Result<TokenSet, ProviderError> {
+    async fn refresh(
+        &self,
+        app: &OAuthApp,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, ProviderError> {
         self.flow(app).refresh(&self.http, app, refresh_token).await
     }
 
     /// The identity platform has no token revocation endpoint for delegated tokens; forgetting
     /// them is all a client can do (the user removes the app's consent at myapps.microsoft.com).
-    async fn revoke(&self, _app: &OAuthApp, _access: &SecretString, _refresh: Option<&SecretString>) -> Result<(), ProviderError> {
+    async fn revoke(
+        &self,
+        _app: &OAuthApp,
+        _access: &SecretString,
+        _refresh: Option<&SecretString>,
+    ) -> Result<(), ProviderError> {
         Ok(())
     }
 
     async fn identity(&self, tokens: &TokenSet) -> Result<MailboxIdentity, ProviderError> {
-        let me: Me = self.http.get_json(&self.graph("/me"), &tokens.access_token, classify).await?;
-        let claim = |k: &str| tokens.id_claims.as_ref().and_then(|c| c.get(k)).and_then(|v| v.as_str()).map(str::to_string);
-        let tid = claim("tid")
-            .ok_or_else(|| ProviderError::Permanent("Microsoft sent no tenant id; the openid scope must be configured".into()))?;
-        let email = me.mail.filter(|m| !m.is_empty()).or(me.user_principal_name).or_else(|| claim("preferred_username")).unwrap_or_default();
+        let me: Me = self
+            .http
+            .get_json(&self.graph("/me"), &tokens.access_token, classify)
+            .await?;
+        let claim = |k: &str| {
+            tokens
+                .id_claims
+                .as_ref()
+                .and_then(|c| c.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let tid = claim("tid").ok_or_else(|| {
+            ProviderError::Permanent(
+                "Microsoft sent no tenant id; the openid scope must be configured".into(),
+            )
+        })?;
+        let email = me
+            .mail
+            .filter(|m| !m.is_empty())
+            .or(me.user_principal_name)
+            .or_else(|| claim("preferred_username"))
+            .unwrap_or_default();
         if me.id.is_empty() || email.is_empty() {
-            return Err(ProviderError::Permanent("Microsoft Graph did not return the account id and address".into()));
+            return Err(ProviderError::Permanent(
+                "Microsoft Graph did not return the account id and address".into(),
+            ));
         }
-        Ok(MailboxIdentity { provider_account_id: format!("{tid}:{}", me.id), email, display_name: me.display_name })
+        Ok(MailboxIdentity {
+            provider_account_id: format!("{tid}:{}", me.id),
+            email,
+            display_name: me.display_name,
+        })
     }
 }
 
@@ -128,7 +190,10 @@ mod tests {
     #[test]
     fn expired_delta_cursor_is_recognised() {
         let body = r#"{"error":{"code":"SyncStateNotFound","message":"The sync state generation is not found."}}"#;
-        assert!(matches!(classify(StatusCode::GONE, body), Some(ProviderError::CursorExpired)));
+        assert!(matches!(
+            classify(StatusCode::GONE, body),
+            Some(ProviderError::CursorExpired)
+        ));
         assert!(classify(StatusCode::BAD_REQUEST, "{}").is_none());
     }
 }

@@ -97,7 +97,10 @@ impl ProviderError {
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::RateLimited { .. } | ProviderError::Transient(_))
+        matches!(
+            self,
+            ProviderError::RateLimited { .. } | ProviderError::Transient(_)
+        )
     }
 }
 
@@ -113,7 +116,11 @@ pub trait MailProvider: Send + Sync {
     }
 
     /// Builds the consent URL (PKCE S256, random state, offline access).
-    fn authorization_url(&self, app: &OAuthApp, redirect_uri: &str) -> Result<AuthorizationRequest, ProviderError>;
+    fn authorization_url(
+        &self,
+        app: &OAuthApp,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationRequest, ProviderError>;
     async fn exchange_code(
         &self,
         app: &OAuthApp,
@@ -121,9 +128,18 @@ pub trait MailProvider: Send + Sync {
         code: &str,
         pkce_verifier: &SecretString,
     ) -> Result<TokenSet, ProviderError>;
-    async fn refresh(&self, app: &OAuthApp, refresh_token: &SecretString) -> Result<TokenSet, ProviderError>;
+    async fn refresh(
+        &self,
+        app: &OAuthApp,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, ProviderError>;
     /// Revokes the grant at the provider where the provider offers it; a grant already gone is success.
-    async fn revoke(&self, app: &OAuthApp, access_token: &SecretString, refresh_token: Option<&SecretString>) -> Result<(), ProviderError>;
+    async fn revoke(
+        &self,
+        app: &OAuthApp,
+        access_token: &SecretString,
+        refresh_token: Option<&SecretString>,
+    ) -> Result<(), ProviderError>;
     /// Reads the mailbox address and the stable account id.
     async fn identity(&self, tokens: &TokenSet) -> Result<MailboxIdentity, ProviderError>;
 }
@@ -138,8 +154,14 @@ impl ProviderRegistry {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let client = http::ProviderHttp::new(settings)?;
         Ok(Self::new(vec![
-            Arc::new(google::Google::new(settings.providers.google.clone(), client.clone())),
-            Arc::new(microsoft::Microsoft::new(settings.providers.microsoft.clone(), client)),
+            Arc::new(google::Google::new(
+                settings.providers.google.clone(),
+                client.clone(),
+            )),
+            Arc::new(microsoft::Microsoft::new(
+                settings.providers.microsoft.clone(),
+                client,
+            )),
         ]))
     }
 
@@ -157,11 +179,18 @@ impl ProviderRegistry {
 
     /// Looks a provider up by the name a client sent; unknown names answer 400 naming the known ones.
     pub fn get(&self, id: &str) -> Result<Arc<dyn MailProvider>, ApiError> {
-        self.providers.iter().find(|p| p.id() == id).cloned().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::UnknownProvider,
-                format!("Unknown provider {id:?}: expected one of {}", self.ids().join(", ")),
-            )
-        })
+        self.providers
+            .iter()
+            .find(|p| p.id() == id)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::UnknownProvider,
+                    format!(
+                        "Unknown provider {id:?}: expected one of {}",
+                        self.ids().join(", ")
+                    ),
+                )
+            })
     }
 }

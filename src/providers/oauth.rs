@@ -2,11 +2,15 @@
 //! our no-redirect HTTP client, and the provider's answer turned into [`TokenSet`] / [`ProviderError`].
 
 use base64::Engine;
-use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, ExtraTokenFields,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
-    StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse,
+    TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,19 +55,33 @@ pub struct OAuthFlow {
 
 impl OAuthFlow {
     fn client(&self, app: &OAuthApp, redirect_uri: Option<&str>) -> Result<Client, ProviderError> {
-        let bad = |what: &str, e: url::ParseError| ProviderError::Permanent(format!("invalid {what}: {e}"));
+        let bad = |what: &str, e: url::ParseError| {
+            ProviderError::Permanent(format!("invalid {what}: {e}"))
+        };
         let mut client = oauth2::Client::new(ClientId::new(app.client_id.clone()))
             .set_client_secret(ClientSecret::new(app.client_secret.expose().to_string()))
-            .set_auth_uri(AuthUrl::new(self.auth_url.clone()).map_err(|e| bad("authorization URL", e))?)
+            .set_auth_uri(
+                AuthUrl::new(self.auth_url.clone()).map_err(|e| bad("authorization URL", e))?,
+            )
             .set_token_uri(TokenUrl::new(self.token_url.clone()).map_err(|e| bad("token URL", e))?)
-            .set_auth_type(if self.credentials_in_body { AuthType::RequestBody } else { AuthType::BasicAuth });
+            .set_auth_type(if self.credentials_in_body {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            });
         if let Some(uri) = redirect_uri {
-            client = client.set_redirect_uri(RedirectUrl::new(uri.to_string()).map_err(|e| bad("redirect URI", e))?);
+            client = client.set_redirect_uri(
+                RedirectUrl::new(uri.to_string()).map_err(|e| bad("redirect URI", e))?,
+            );
         }
         Ok(client)
     }
 
-    pub fn authorization_url(&self, app: &OAuthApp, redirect_uri: &str) -> Result<AuthorizationRequest, ProviderError> {
+    pub fn authorization_url(
+        &self,
+        app: &OAuthApp,
+        redirect_uri: &str,
+    ) -> Result<AuthorizationRequest, ProviderError> {
         let client = self.client(app, Some(redirect_uri))?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut req = client
@@ -99,14 +117,22 @@ impl OAuthFlow {
         Ok(token_set(&token))
     }
 
-    pub async fn refresh(&self, http: &ProviderHttp, app: &OAuthApp, refresh_token: &SecretString) -> Result<TokenSet, ProviderError> {
+    pub async fn refresh(
+        &self,
+        http: &ProviderHttp,
+        app: &OAuthApp,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, ProviderError> {
         let client = self.client(app, None)?;
         let rt = RefreshToken::new(refresh_token.expose().to_string());
         let mut req = client.exchange_refresh_token(&rt);
         if self.scopes_on_refresh {
             req = req.add_scopes(self.scopes.iter().map(|s| Scope::new(s.clone())));
         }
-        let token = req.request_async(http.client()).await.map_err(token_error)?;
+        let token = req
+            .request_async(http.client())
+            .await
+            .map_err(token_error)?;
         Ok(token_set(&token))
     }
 }
@@ -114,36 +140,60 @@ impl OAuthFlow {
 fn token_set(token: &TokenResp) -> TokenSet {
     TokenSet {
         access_token: SecretString::new(token.access_token().secret().clone()),
-        refresh_token: token.refresh_token().map(|t| SecretString::new(t.secret().clone())),
-        expires_at: token.expires_in().map(|d| crate::db::now_millis() + d.as_millis() as i64),
-        scopes: token.scopes().map(|s| s.iter().map(|x| x.to_string()).collect()).unwrap_or_default(),
-        id_claims: token.extra_fields().id_token.as_deref().and_then(decode_jwt_claims),
+        refresh_token: token
+            .refresh_token()
+            .map(|t| SecretString::new(t.secret().clone())),
+        expires_at: token
+            .expires_in()
+            .map(|d| crate::db::now_millis() + d.as_millis() as i64),
+        scopes: token
+            .scopes()
+            .map(|s| s.iter().map(|x| x.to_string()).collect())
+            .unwrap_or_default(),
+        id_claims: token
+            .extra_fields()
+            .id_token
+            .as_deref()
+            .and_then(decode_jwt_claims),
     }
 }
 
 /// Reads a JWT's payload without checking its signature (see [`TokenSet::id_claims`]).
 pub fn decode_jwt_claims(jwt: &str) -> Option<serde_json::Value> {
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-fn token_error<RE: std::error::Error + 'static>(e: RequestTokenError<RE, BasicErrorResponse>) -> ProviderError {
+fn token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, BasicErrorResponse>,
+) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(resp) => {
             let description = resp.error_description().cloned().unwrap_or_default();
             match resp.error() {
                 BasicErrorResponseType::InvalidGrant => ProviderError::InvalidGrant(description),
-                BasicErrorResponseType::InvalidClient | BasicErrorResponseType::UnauthorizedClient => ProviderError::InvalidClient(description),
-                BasicErrorResponseType::Extension(code) if code == "temporarily_unavailable" || code == "server_error" => {
+                BasicErrorResponseType::InvalidClient
+                | BasicErrorResponseType::UnauthorizedClient => {
+                    ProviderError::InvalidClient(description)
+                }
+                BasicErrorResponseType::Extension(code)
+                    if code == "temporarily_unavailable" || code == "server_error" =>
+                {
                     ProviderError::Transient(format!("{code}: {description}"))
                 }
                 other => ProviderError::Permanent(format!("{}: {description}", other.as_ref())),
             }
         }
-        RequestTokenError::Request(e) => ProviderError::Transient(format!("token request failed: {e}")),
+        RequestTokenError::Request(e) => {
+            ProviderError::Transient(format!("token request failed: {e}"))
+        }
         // A body that is not an OAuth error is almost always a proxy or a 5xx page.
-        RequestTokenError::Parse(e, _) => ProviderError::Transient(format!("unexpected token response: {e}")),
+        RequestTokenError::Parse(e, _) => {
+            ProviderError::Transient(format!("unexpected token response: {e}"))
+        }
         RequestTokenError::Other(s) => ProviderError::Transient(s),
     }
 }
@@ -154,7 +204,8 @@ mod tests {
 
     #[test]
     fn jwt_payload_is_read_without_padding() {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"tid":"t","oid":"o"}"#);
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"tid":"t","oid":"o"}"#);
         let claims = decode_jwt_claims(&format!("e30.{payload}.sig")).expect("claims");
         assert_eq!(claims["tid"], "t");
         assert!(decode_jwt_claims("not-a-jwt").is_none());

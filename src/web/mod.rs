@@ -34,13 +34,21 @@ pub struct DevSignIn {
 
 /// Development only: mints a NocoBase-shaped token for a sandbox user, so the demo can be
 /// clicked through without a NocoBase server. Absent (404) unless `dev.enabled`.
-pub async fn dev_sign_in(state: web::Data<AppState>, body: web::Json<DevSignIn>) -> ApiResult<HttpResponse> {
+pub async fn dev_sign_in(
+    state: web::Data<AppState>,
+    body: web::Json<DevSignIn>,
+) -> ApiResult<HttpResponse> {
     if !state.settings.dev.enabled {
         return Err(ApiError::not_found("Development sign-in"));
     }
     if body.user_id <= 0 {
         return Err(ApiError::invalid("userId must be positive"));
     }
-    let token = crate::auth::sign_dev_token(state.settings.host.jwt_secret.expose(), body.user_id, 24 * 3600).map_err(ApiError::internal)?;
+    let token = crate::auth::sign_dev_token(
+        state.settings.host.jwt_secret.expose(),
+        body.user_id,
+        24 * 3600,
+    )
+    .map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(json!({ "data": { "token": token, "userId": body.user_id } })))
 }

@@ -10,11 +10,20 @@ pub const PAGE_CSP: &str =
 
 #[derive(Debug)]
 pub enum OAuthOutcome {
-    Linked { provider: &'static str, email: String, account_id: i64 },
+    Linked {
+        provider: &'static str,
+        email: String,
+        account_id: i64,
+    },
     /// Missing, unknown, reused or expired state.
     BadState,
-    Denied { provider: &'static str },
-    ProviderFailed { provider: &'static str, detail: &'static str },
+    Denied {
+        provider: &'static str,
+    },
+    ProviderFailed {
+        provider: &'static str,
+        detail: &'static str,
+    },
     Internal,
 }
 
@@ -100,6 +109,9 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

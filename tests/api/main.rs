@@ -1,0 +1,11 @@
+//! Integration tests: the real sidecar on port 0 against the provider sandbox, one fresh
+//! database per test (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
+
+mod auth;
+mod browser;
+mod helpers;
+mod linking;
+mod ops;
+mod schema;
+mod settings;
+mod webdriver;
