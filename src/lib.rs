@@ -15,6 +15,7 @@ pub mod error;
 pub mod manifest;
 pub mod metrics;
 pub mod providers;
+pub mod sandbox;
 pub mod startup;
 pub mod state;
 pub mod web;
