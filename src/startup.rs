@@ -40,6 +40,7 @@ impl Application {
             })?;
         let cipher =
             Cipher::new(&settings.security.encryption_key).context("security.encryption_key")?;
+        api::mail_settings::check_encryption_key(&db, &cipher)?;
         let registry =
             ProviderRegistry::from_settings(&settings).context("building the provider clients")?;
         let auth = HostAuth::new(&settings.host).context("building the host client")?;

@@ -221,6 +221,25 @@ pub async fn oauth_app(state: &AppState, provider: &dyn MailProvider) -> ApiResu
     })
 }
 
+/// Start-up check that `security.encryption_key` is the key the stored secrets were written with:
+/// a replaced key would otherwise surface much later as a failed mailbox link.
+pub fn check_encryption_key(db: &crate::db::Db, cipher: &Cipher) -> anyhow::Result<()> {
+    let rows = db.run_now(crate::db::settings::list)?;
+    for row in rows {
+        if let Some(secret) = &row.client_secret {
+            if decrypt_secret(cipher, &row.provider, secret).is_err() {
+                anyhow::bail!(
+                    "security.encryption_key: it does not decrypt the {} Client Secret stored in this \
+                     database; start with the key the database was written with (every replica \
+                     needs the same key)",
+                    row.provider
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn decrypt_secret(cipher: &Cipher, provider: &str, stored: &[u8]) -> ApiResult<SecretString> {
     Ok(cipher.decrypt_str(stored, &secret_aad(provider))?)
 }

@@ -178,6 +178,15 @@ impl Db {
         .unwrap_or(false)
     }
 
+    /// Runs `f` on the calling thread: only for start-up checks, before the server runs.
+    pub fn run_now<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
     /// Runs `f` with a pooled connection on the blocking pool.
     pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
     where

@@ -12,7 +12,7 @@ fn sign(secret: &[u8], claims: serde_json::Value) -> String {
     .expect("sign")
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn tokens_are_checked_on_every_request() {
     let app = TestApp::spawn().await;
     let now = chrono::Utc::now().timestamp();
@@ -64,7 +64,7 @@ async fn tokens_are_checked_on_every_request() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn the_host_decides_roles_and_revocations() {
     let app = TestApp::spawn().await;
     // A member asking to act as admin: the host says the role is not theirs.
@@ -95,7 +95,7 @@ async fn the_host_decides_roles_and_revocations() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn confirmed_roles_are_cached_briefly() {
     let app = TestApp::spawn().await;
     let token = app.token(MEMBER);
@@ -126,7 +126,7 @@ async fn confirmed_roles_are_cached_briefly() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn an_unreachable_host_fails_closed() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead = format!("http://{}", closed.local_addr().expect("addr"));
@@ -149,7 +149,7 @@ async fn an_unreachable_host_fails_closed() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn unknown_actions_and_methods() {
     let app = TestApp::spawn().await;
     let (status, body) = app

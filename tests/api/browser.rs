@@ -20,7 +20,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, user: i64, role: &str) {
 
 const VISIBLE: &str = "return (function(id){var e=document.getElementById(id);return e && !e.classList.contains('hidden');})";
 
-#[tokio::test]
+#[actix_web::test]
 async fn admin_saves_settings_and_a_user_links_a_mailbox_in_the_browser() {
     let app = TestApp::spawn().await;
     let browser = Browser::start().await;

@@ -153,7 +153,7 @@ impl TestApp {
         let app = Application::build(settings, listener).expect("build the sidecar");
         let state = app.state();
         let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
+        actix_web::rt::spawn(app.run_until_stopped());
 
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[actix_web::test]
 async fn a_user_links_google_and_microsoft_mailboxes_end_to_end() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -76,7 +76,7 @@ async fn a_user_links_google_and_microsoft_mailboxes_end_to_end() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn another_users_accounts_are_invisible() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -111,7 +111,7 @@ async fn another_users_accounts_are_invisible() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn linking_the_same_mailbox_again_updates_it() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -128,7 +128,7 @@ async fn linking_the_same_mailbox_again_updates_it() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn destroy_revokes_at_the_provider_then_deletes() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -180,7 +180,7 @@ async fn destroy_revokes_at_the_provider_then_deletes() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn bad_states_store_nothing() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -237,7 +237,7 @@ async fn bad_states_store_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn a_user_who_declines_consent_links_nothing() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -257,7 +257,7 @@ async fn a_user_who_declines_consent_links_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn a_failed_token_exchange_stores_nothing() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -310,7 +310,7 @@ async fn a_failed_token_exchange_stores_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn authorize_checks_the_provider_first() {
     let app = TestApp::spawn().await;
     let (status, body) = app

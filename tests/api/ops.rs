@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[actix_web::test]
 async fn health_readiness_and_metrics() {
     let app = TestApp::spawn().await;
     let get = |path: &str| app.client.get(format!("{}{path}", app.address)).send();
@@ -38,7 +38,7 @@ async fn health_readiness_and_metrics() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn the_manifest_describes_this_instance_and_is_registered() {
     let app = TestApp::spawn().await;
     let register = format!("{}/api/emailManager:register", app.sandbox.host_api_url());
@@ -69,15 +69,12 @@ async fn the_manifest_describes_this_instance_and_is_registered() {
         .iter()
         .any(|r| r["path"] == "/admin/settings/mail/oauth2"));
 
-    // The second instance posts its manifest to the host's register URL on its own.
+    // The second instance posts its manifest to the first one's host on its own.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let regs: Value = other
+        let regs: Value = app
             .client
-            .get(format!(
-                "{}/__sandbox/registrations",
-                other.sandbox.base_url
-            ))
+            .get(format!("{}/__sandbox/registrations", app.sandbox.base_url))
             .send()
             .await
             .expect("get")
@@ -174,7 +171,7 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_key() {
 
 /// Runs the real binary against the sandbox and reads its log while a mailbox is linked: the
 /// OAuth code, the state and the tokens never appear; the request lines do.
-#[tokio::test]
+#[actix_web::test]
 async fn logs_never_contain_secrets_and_sigterm_stops_cleanly() {
     let app = TestApp::spawn().await; // for its sandbox and helpers
     let dir = tempfile::tempdir().expect("dir");
@@ -313,5 +310,51 @@ async fn logs_never_contain_secrets_and_sigterm_stops_cleanly() {
             "{secret} leaked into the log:\n{log}"
         );
     }
+    app.stop().await;
+}
+
+/// Two instances on one database (replicas): the second sees the settings and mailboxes the first
+/// stored and can use the stored secrets; an instance with another encryption key refuses to start.
+#[actix_web::test]
+async fn replicas_share_the_database_and_must_share_the_key() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let linked = app.link(MEMBER, "google", "alice@gmail.test").await;
+
+    let other = TestApp::spawn_with(&[("EMAIL_MANAGER__DATABASE__URL", &app.database_url)]).await;
+    let accounts = other.accounts(MEMBER).await;
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["id"], linked["id"]);
+    let (status, body) = other.call(ADMIN, None, "mailSettings:get", &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["google"]["clientId"], GOOGLE_CLIENT_ID);
+    // The Microsoft secret written by the first instance decrypts in the second: the token
+    // exchange at the second sandbox carries it.
+    other.link(MEMBER, "microsoft", "carol@contoso.test").await;
+    let exchange = other
+        .sandbox_requests("/microsoft/common/oauth2/v2.0/token")
+        .await;
+    assert_eq!(exchange[0]["form"]["client_secret"], MICROSOFT_CLIENT_SECRET);
+    assert_eq!(app.accounts(MEMBER).await.len(), 2);
+
+    let out = binary()
+        .env("EMAIL_MANAGER__SERVER__BIND", "127.0.0.1:0")
+        .env("EMAIL_MANAGER__HOST__PUBLIC_URL", "http://localhost:13000")
+        .env("EMAIL_MANAGER__HOST__JWT_SECRET", JWT_SECRET)
+        .env("EMAIL_MANAGER__DATABASE__URL", &app.database_url)
+        .env(
+            "EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        )
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("email-manager: security.encryption_key:"),
+        "{stderr}"
+    );
+    other.stop().await;
     app.stop().await;
 }

@@ -54,7 +54,7 @@ fn db_columns(conn: &mut DbConnection, table: &str) -> Vec<String> {
     cols
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn schema_matches_the_migrations_and_they_revert() {
     let dir = tempfile::tempdir().expect("dir");
     let (url, _) = fresh_database_url(dir.path());

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[tokio::test]
+#[actix_web::test]
 async fn admin_saves_both_providers_and_never_reads_a_secret_back() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -70,7 +70,7 @@ async fn admin_saves_both_providers_and_never_reads_a_secret_back() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn a_secret_left_out_keeps_the_stored_one() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -107,7 +107,7 @@ async fn a_secret_left_out_keeps_the_stored_one() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn members_cannot_read_or_change_settings() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
@@ -134,7 +134,7 @@ async fn members_cannot_read_or_change_settings() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn admin_role_is_recognised_by_name_or_by_settings_snippets() {
     // Only "root" is listed as admin: the "admin" role still qualifies through its pm.* snippets.
     let app = TestApp::spawn_with(&[("EMAIL_MANAGER__HOST__ADMIN_ROLES", "root")]).await;
@@ -161,7 +161,7 @@ async fn admin_role_is_recognised_by_name_or_by_settings_snippets() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn bad_settings_input_is_refused_and_changes_nothing() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
