@@ -34,13 +34,17 @@ pub struct DevSignIn {
 
 /// Development only: mints a NocoBase-shaped token for a sandbox user, so the demo can be
 /// clicked through without a NocoBase server. Absent (404) unless `dev.enabled`.
-pub async fn dev_sign_in(
-    state: web::Data<AppState>,
-    body: web::Json<DevSignIn>,
-) -> ApiResult<HttpResponse> {
+pub async fn dev_sign_in(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpResponse> {
+    // Checked before the body is read, so a production instance does not even hint it exists.
     if !state.settings.dev.enabled {
         return Err(ApiError::not_found("Development sign-in"));
     }
+    let body: DevSignIn = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            crate::error::ErrorCode::InvalidJson,
+            format!("Expected {{\"userId\": <number>}}: {e}"),
+        )
+    })?;
     if body.user_id <= 0 {
         return Err(ApiError::invalid("userId must be positive"));
     }

@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -172,4 +172,57 @@ async fn unknown_actions_and_methods() {
         .await;
     assert_eq!((get_status, post_status), (StatusCode::OK, StatusCode::OK));
     app.stop().await;
+}
+
+/// The development sign-in of `make demo` exists only with `dev.enabled`; its token is an ordinary
+/// host-shaped token that the host (here the sandbox) still has to confirm.
+#[actix_web::test]
+async fn development_sign_in_exists_only_in_development() {
+    let app = TestApp::spawn().await;
+    let url = format!("{}/admin/dev/sign-in", app.address);
+    let resp = app
+        .client
+        .post(&url)
+        .json(&json!({"userId": MEMBER}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "NOT_FOUND");
+    let config: Value = app
+        .client
+        .get(format!("{}/admin/dev/config", app.address))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config["data"]["devSignIn"], false);
+    app.stop().await;
+
+    let dev = TestApp::spawn_with(&[("EMAIL_MANAGER__DEV__ENABLED", "true")]).await;
+    let url = format!("{}/admin/dev/sign-in", dev.address);
+    let bad = dev.client.post(&url).body("{").send().await.expect("post");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.expect("json");
+    assert_eq!(body["errors"][0]["code"], "INVALID_JSON");
+    let signed: Value = dev
+        .client
+        .post(&url)
+        .json(&json!({"userId": MEMBER}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let token = signed["data"]["token"].as_str().expect("token");
+    let (status, body) = dev
+        .call_with_token(token, None, "mailAccounts:list", &[], None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"], json!([]));
+    dev.stop().await;
 }
