@@ -144,7 +144,7 @@ pub async fn destroy(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpRespons
     let revoked = match (access, refresh, oauth_app(state, provider.as_ref()).await) {
         (Ok(access), Ok(refresh), Ok(app)) => {
             match provider.revoke(&app, &access, refresh.as_ref()).await {
-                Ok(()) => true,
+                Ok(revoked) => revoked,
                 Err(e) => {
                     state.metrics.provider_error(provider.id(), e.kind());
                     log::warn!(
@@ -218,10 +218,15 @@ async fn finish_link(
             }
         });
     }
-    let code = params
-        .get("code")
-        .filter(|c| !c.is_empty())
-        .ok_or(OAuthOutcome::BadState)?;
+    // A valid state without a code is the provider's fault, not an expired link.
+    let code =
+        params
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or(OAuthOutcome::ProviderFailed {
+                provider: provider.display_name(),
+                detail: "the provider sent no authorization code",
+            })?;
     let app =
         oauth_app(state, provider.as_ref())
             .await

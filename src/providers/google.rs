@@ -138,7 +138,7 @@ impl MailProvider for Google {
         _app: &OAuthApp,
         access_token: &SecretString,
         refresh_token: Option<&SecretString>,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<bool, ProviderError> {
         // Revoking the refresh token revokes the whole grant, access tokens included.
         let token = refresh_token.unwrap_or(access_token);
         let (status, body) = self
@@ -151,7 +151,7 @@ impl MailProvider for Google {
         if status.is_success()
             || (status == StatusCode::BAD_REQUEST && body.contains("invalid_token"))
         {
-            return Ok(());
+            return Ok(true);
         }
         Err(classify_status(status, None, &body, classify))
     }

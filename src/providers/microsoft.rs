@@ -132,8 +132,10 @@ impl MailProvider for Microsoft {
         _app: &OAuthApp,
         _access: &SecretString,
         _refresh: Option<&SecretString>,
-    ) -> Result<(), ProviderError> {
-        Ok(())
+    ) -> Result<bool, ProviderError> {
+        // The identity platform has no endpoint to revoke one application's refresh token
+        // (revokeSignInSessions would sign the user out everywhere), so the caller only forgets it.
+        Ok(false)
     }
 
     async fn identity(&self, tokens: &TokenSet) -> Result<MailboxIdentity, ProviderError> {

@@ -133,13 +133,14 @@ pub trait MailProvider: Send + Sync {
         app: &OAuthApp,
         refresh_token: &SecretString,
     ) -> Result<TokenSet, ProviderError>;
-    /// Revokes the grant at the provider where the provider offers it; a grant already gone is success.
+    /// Revokes the grant at the provider. `Ok(true)` when revoked (or already gone), `Ok(false)`
+    /// when the provider offers no per-application revocation.
     async fn revoke(
         &self,
         app: &OAuthApp,
         access_token: &SecretString,
         refresh_token: Option<&SecretString>,
-    ) -> Result<(), ProviderError>;
+    ) -> Result<bool, ProviderError>;
     /// Reads the mailbox address and the stable account id.
     async fn identity(&self, tokens: &TokenSet) -> Result<MailboxIdentity, ProviderError>;
 }

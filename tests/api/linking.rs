@@ -177,6 +177,23 @@ async fn destroy_revokes_at_the_provider_then_deletes() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Microsoft offers no per-app revocation: the account goes, and the answer says it was not
+    // revoked rather than pretending.
+    let outlook = app.link(MEMBER, "microsoft", "carol@contoso.test").await;
+    let (status, body) = app
+        .call(
+            MEMBER,
+            None,
+            "mailAccounts:destroy",
+            &[("filterByTk", &outlook["id"].to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["revoked"], false);
+    assert!(app.accounts(MEMBER).await.is_empty());
+    assert_eq!(app.count("mail_accounts").await, 0);
     app.stop().await;
 }
 
@@ -226,6 +243,24 @@ async fn bad_states_store_nothing() {
             .is_empty(),
         "no exchange for a dead state"
     );
+
+    // A live state that comes back without a code blames the provider, and uses up the state.
+    let consent = app.authorize(MEMBER, "google").await;
+    let back = app.consent(&consent, Some("alice@gmail.test")).await;
+    let url = reqwest::Url::parse(&back).expect("url");
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let (status, page) = app
+        .follow_callback(&format!("{callback}?state={state}"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(page.contains("sent no authorization code"), "{page}");
+    let (status, _) = app.follow_callback(&back).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.count("mail_accounts").await, 1);
 
     // The callback is also served under /api/mailAccounts:callback.
     let consent = app.authorize(MEMBER, "microsoft").await;
