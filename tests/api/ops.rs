@@ -334,7 +334,10 @@ async fn replicas_share_the_database_and_must_share_the_key() {
     let exchange = other
         .sandbox_requests("/microsoft/common/oauth2/v2.0/token")
         .await;
-    assert_eq!(exchange[0]["form"]["client_secret"], MICROSOFT_CLIENT_SECRET);
+    assert_eq!(
+        exchange[0]["form"]["client_secret"],
+        MICROSOFT_CLIENT_SECRET
+    );
     assert_eq!(app.accounts(MEMBER).await.len(), 2);
 
     let out = binary()
