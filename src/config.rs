@@ -39,7 +39,21 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub security: SecuritySettings,
     pub providers: ProviderSettings,
+    pub sync: SyncSettings,
     pub dev: DevSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Run the background scheduler (off: only `mailAccounts:sync` / `resync` start a sync).
+    pub enabled: bool,
+    pub interval_secs: u64,
+    /// How far back the first sync reaches when the account was linked without `syncFrom`.
+    pub initial_window_days: u64,
+    /// How long one process holds an account's sync lease without renewing it.
+    pub lease_secs: u64,
+    /// Concurrent message downloads per mailbox (Graph allows 4 concurrent requests per mailbox).
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +101,8 @@ pub struct ProviderSettings {
     pub google: GoogleSettings,
     pub microsoft: MicrosoftSettings,
     pub request_timeout_secs: u64,
+    /// Retries of one provider call on 429/5xx/timeouts before the call fails.
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -131,7 +147,18 @@ struct Raw {
     database: RawDatabase,
     security: RawSecurity,
     providers: RawProviders,
+    sync: RawSync,
     dev: RawDev,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawSync {
+    enabled: Option<bool>,
+    interval_secs: Option<u64>,
+    initial_window_days: Option<u64>,
+    lease_secs: Option<u64>,
+    concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -180,6 +207,7 @@ struct RawProviders {
     google: RawGoogle,
     microsoft: RawMicrosoft,
     request_timeout_secs: Option<u64>,
+    retries: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -472,6 +500,17 @@ impl Settings {
                 "providers.request_timeout_secs",
                 raw.providers.request_timeout_secs.unwrap_or(30),
             )?,
+            retries: raw.providers.retries.unwrap_or(4),
+        };
+        let sync = SyncSettings {
+            enabled: raw.sync.enabled.unwrap_or(true),
+            interval_secs: positive("sync.interval_secs", raw.sync.interval_secs.unwrap_or(300))?,
+            initial_window_days: positive(
+                "sync.initial_window_days",
+                raw.sync.initial_window_days.unwrap_or(30),
+            )?,
+            lease_secs: positive("sync.lease_secs", raw.sync.lease_secs.unwrap_or(60))?,
+            concurrency: positive("sync.concurrency", raw.sync.concurrency.unwrap_or(4))?,
         };
 
         Ok(Settings {
@@ -480,6 +519,7 @@ impl Settings {
             database,
             security,
             providers,
+            sync,
             dev,
         })
     }

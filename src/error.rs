@@ -24,6 +24,10 @@ pub enum ErrorCode {
     HostUnavailable,
     /// The mail provider refused or failed.
     ProviderError,
+    /// A sync of this account is already running (here or on another replica).
+    SyncInProgress,
+    /// The provider no longer accepts the mailbox's grant: the user must link it again.
+    ReauthRequired,
     Internal,
 }
 
@@ -43,6 +47,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::HostUnavailable => "HOST_UNAVAILABLE",
             ErrorCode::ProviderError => "PROVIDER_ERROR",
+            ErrorCode::SyncInProgress => "SYNC_IN_PROGRESS",
+            ErrorCode::ReauthRequired => "REAUTH_REQUIRED",
             ErrorCode::Internal => "INTERNAL_ERROR",
         }
     }
@@ -60,6 +66,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::HostUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
+            ErrorCode::SyncInProgress | ErrorCode::ReauthRequired => StatusCode::CONFLICT,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -18,4 +18,5 @@ pub mod providers;
 pub mod sandbox;
 pub mod startup;
 pub mod state;
+pub mod sync;
 pub mod web;

@@ -24,6 +24,14 @@ const HELP: &[(&str, &str)] = &[
         "Mailboxes linked or re-linked, by provider.",
     ),
     (
+        "email_manager_sync_runs_total",
+        "Sync runs, by kind (full, incremental, resync) and result (ok or error kind).",
+    ),
+    (
+        "email_manager_sync_messages_total",
+        "Messages added, updated and removed by sync, by provider.",
+    ),
+    (
         "email_manager_auth_failures_total",
         "API requests refused by authentication, by error code.",
     ),
@@ -32,8 +40,13 @@ const HELP: &[(&str, &str)] = &[
 impl Metrics {
     /// Adds one to `name{labels}`; `labels` is already in Prometheus syntax (`a="b",c="d"`).
     pub fn inc(&self, name: &'static str, labels: String) {
+        self.add(name, labels, 1);
+    }
+
+    /// Adds `n` to `name{labels}`.
+    pub fn add(&self, name: &'static str, labels: String, n: u64) {
         let mut map = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry((name, labels)).or_insert(0) += 1;
+        *map.entry((name, labels)).or_insert(0) += n;
     }
 
     pub fn provider_error(&self, provider: &str, kind: &str) {

@@ -51,6 +51,7 @@ impl Application {
             registry,
             auth,
             metrics: Metrics::default(),
+            sync: Default::default(),
         });
 
         let port = listener
@@ -79,7 +80,10 @@ impl Application {
         .context("listening")?
         .run();
 
-        actix_web::rt::spawn(manifest::register_until_accepted(settings));
+        actix_web::rt::spawn(manifest::register_until_accepted(settings.clone()));
+        if settings.sync.enabled {
+            crate::sync::scheduler::spawn(state.clone());
+        }
         Ok(Application {
             port,
             server,

@@ -8,6 +8,7 @@ use crate::crypto::Cipher;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::providers::ProviderRegistry;
+use crate::sync::SyncState;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -16,4 +17,5 @@ pub struct AppState {
     pub registry: ProviderRegistry,
     pub auth: HostAuth,
     pub metrics: Metrics,
+    pub sync: SyncState,
 }

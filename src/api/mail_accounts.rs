@@ -12,7 +12,7 @@ use super::{data, iso, list as list_response, parse_instant, ActionCtx};
 use crate::crypto::{sha256_hex, SecretString};
 use crate::db::models::{account_status, MailAccountRow, NewMailAccount, OAuthStateRow};
 use crate::db::{self, now_millis};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::state::AppState;
 use crate::web::pages::{oauth_result_page, OAuthOutcome};
 
@@ -112,6 +112,64 @@ pub async fn get(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
         .await
         .map_err(not_found)?;
     Ok(data(account_json(&row)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncValues {
+    /// Run now and answer with the run, instead of scheduling it.
+    #[serde(default)]
+    wait: bool,
+}
+
+/// `mailAccounts:sync` (incremental, or the first full listing) and `mailAccounts:resync` (a
+/// full listing from scratch that keeps local state and removes what the provider no longer has).
+pub async fn sync(state: &AppState, ctx: &ActionCtx, resync: bool) -> ApiResult<HttpResponse> {
+    let id = ctx.filter_by_tk()?;
+    let values: SyncValues = ctx.values_as()?;
+    let user_id = ctx.identity.user_id;
+    let row = state
+        .db
+        .run(move |conn| db::accounts::get_for_user(conn, user_id, id))
+        .await
+        .map_err(not_found)?;
+    if row.status == account_status::REAUTH_REQUIRED {
+        return Err(ApiError::new(
+            ErrorCode::ReauthRequired,
+            format!(
+                "{} must be linked again before it can sync: use Link on the Email settings page",
+                row.email
+            ),
+        ));
+    }
+    if !values.wait {
+        if resync {
+            state
+                .db
+                .run(move |c| db::messages::reset_cursor(c, id))
+                .await?;
+        }
+        crate::sync::scheduler::sync_soon(state, id).await?;
+        return Ok(
+            HttpResponse::Accepted().json(json!({ "data": { "id": id, "scheduled": true } }))
+        );
+    }
+    match crate::sync::run(state, id, resync).await {
+        Ok(summary) => Ok(data(json!({
+            "id": id,
+            "runId": summary.run_id,
+            "kind": summary.kind,
+            "added": summary.counts.added,
+            "updated": summary.counts.updated,
+            "removed": summary.counts.removed,
+            "error": summary.error.map(|(kind, message)| json!({"kind": kind, "message": message})),
+        }))),
+        Err(crate::sync::SyncError::Busy) => Err(ApiError::new(
+            ErrorCode::SyncInProgress,
+            "A sync of this mailbox is already running; try again when it ends",
+        )),
+        Err(crate::sync::SyncError::Db(e)) => Err(e.into()),
+    }
 }
 
 fn not_found(e: db::DbError) -> ApiError {
@@ -317,6 +375,8 @@ async fn finish_link(
         row.id,
         if created { "new" } else { "re-linked" }
     );
+    // The account is due now (next_sync_at = 0): the first page shows up within seconds.
+    state.sync.wake.notify_one();
     Ok(OAuthOutcome::Linked {
         provider: provider.display_name(),
         email: row.email,

@@ -4,6 +4,7 @@
 
 pub mod mail_accounts;
 pub mod mail_settings;
+pub mod mail_sync_runs;
 
 use std::collections::HashMap;
 
@@ -187,6 +188,9 @@ pub async fn dispatch(
         ("mailAccounts", "list") => mail_accounts::list(&state, &ctx).await,
         ("mailAccounts", "get") => mail_accounts::get(&state, &ctx).await,
         ("mailAccounts", "destroy") => mail_accounts::destroy(&state, &ctx).await,
+        ("mailAccounts", "sync") => mail_accounts::sync(&state, &ctx, false).await,
+        ("mailAccounts", "resync") => mail_accounts::sync(&state, &ctx, true).await,
+        ("mailSyncRuns", "list") => mail_sync_runs::list(&state, &ctx).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownAction,
             format!("Unknown action {resource}:{action}"),
@@ -199,7 +203,11 @@ fn is_known(resource: &str, action: &str) -> bool {
     matches!(
         (resource, action),
         ("mailSettings", "get" | "update")
-            | ("mailAccounts", "authorize" | "list" | "get" | "destroy")
+            | (
+                "mailAccounts",
+                "authorize" | "list" | "get" | "destroy" | "sync" | "resync"
+            )
+            | ("mailSyncRuns", "list")
     )
 }
 

@@ -70,6 +70,8 @@ pub fn upsert_linked(
                         dsl::scopes.eq(&new.scopes),
                         dsl::last_error.eq(None::<String>),
                         dsl::updated_at.eq(new.updated_at),
+                        // Sync right away: a re-link usually follows reauth_required.
+                        dsl::next_sync_at.eq(0),
                     ))
                     .execute(conn)?;
                 false
@@ -93,5 +95,53 @@ pub fn delete_for_user(conn: &mut DbConnection, user_id: i64, id: i64) -> Result
     if n == 0 {
         return Err(DbError::NotFound);
     }
+    Ok(())
+}
+
+/// An account by id alone: for background work, never for a user's request.
+pub fn get(conn: &mut DbConnection, id: i64) -> Result<MailAccountRow, DbError> {
+    Ok(dsl::mail_accounts
+        .find(id)
+        .select(MailAccountRow::as_select())
+        .first(conn)?)
+}
+
+pub fn store_refreshed(
+    conn: &mut DbConnection,
+    id: i64,
+    access_token: Vec<u8>,
+    refresh_token: Option<Vec<u8>>,
+    expires_at: Option<i64>,
+) -> Result<(), DbError> {
+    let now = super::now_millis();
+    match refresh_token {
+        // Microsoft rotates the refresh token; Google keeps the old one and sends none.
+        Some(refresh) => diesel::update(dsl::mail_accounts.find(id))
+            .set((
+                dsl::access_token.eq(access_token),
+                dsl::refresh_token.eq(Some(refresh)),
+                dsl::token_expires_at.eq(expires_at),
+                dsl::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        None => diesel::update(dsl::mail_accounts.find(id))
+            .set((
+                dsl::access_token.eq(access_token),
+                dsl::token_expires_at.eq(expires_at),
+                dsl::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+pub fn mark_reauth_required(conn: &mut DbConnection, id: i64, why: &str) -> Result<(), DbError> {
+    diesel::update(dsl::mail_accounts.find(id))
+        .set((
+            dsl::status.eq(account_status::REAUTH_REQUIRED),
+            dsl::last_error.eq(Some(why)),
+            dsl::updated_at.eq(super::now_millis()),
+        ))
+        .execute(conn)?;
     Ok(())
 }

@@ -4,10 +4,12 @@
 //! on the blocking thread pool so the async workers never wait on the disk.
 
 pub mod accounts;
+pub mod messages;
 pub mod models;
 pub mod oauth_states;
 pub mod schema;
 pub mod settings;
+pub mod sync;
 
 use std::time::Duration;
 

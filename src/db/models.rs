@@ -3,7 +3,10 @@
 
 use diesel::prelude::*;
 
-use super::schema::{mail_accounts, mail_settings, oauth_states};
+use super::schema::{
+    mail_accounts, mail_attachments, mail_folders, mail_messages, mail_settings, mail_sync_runs,
+    oauth_states,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = mail_settings)]
@@ -49,6 +52,11 @@ pub struct MailAccountRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub sync_cursor: Option<String>,
+    pub sync_gen: i64,
+    pub next_sync_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -73,4 +81,126 @@ pub struct NewMailAccount {
 pub mod account_status {
     pub const ACTIVE: &str = "active";
     pub const REAUTH_REQUIRED: &str = "reauth_required";
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = mail_folders)]
+pub struct MailFolderRow {
+    pub account_id: i64,
+    pub folder: String,
+    pub name: String,
+    pub provider_folder_id: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = mail_messages)]
+pub struct MailMessageRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub user_id: i64,
+    pub provider_message_id: String,
+    pub thread_id: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references_header: Option<String>,
+    pub from_address: String,
+    pub from_name: String,
+    pub to_json: String,
+    pub cc_json: String,
+    pub bcc_json: String,
+    pub reply_to_json: String,
+    pub subject: String,
+    pub snippet: String,
+    pub date: i64,
+    pub folder: String,
+    pub provider_labels: String,
+    pub unread: bool,
+    pub starred: bool,
+    pub todo: bool,
+    pub draft: bool,
+    pub has_attachments: bool,
+    pub size: i64,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    pub search_text: String,
+    pub sync_gen: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A message as sync inserts it (content parsed from the provider's MIME).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = mail_messages)]
+pub struct NewMailMessage {
+    pub account_id: i64,
+    pub user_id: i64,
+    pub provider_message_id: String,
+    pub thread_id: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references_header: Option<String>,
+    pub from_address: String,
+    pub from_name: String,
+    pub to_json: String,
+    pub cc_json: String,
+    pub bcc_json: String,
+    pub reply_to_json: String,
+    pub subject: String,
+    pub snippet: String,
+    pub date: i64,
+    pub folder: String,
+    pub provider_labels: String,
+    pub unread: bool,
+    pub starred: bool,
+    pub draft: bool,
+    pub has_attachments: bool,
+    pub size: i64,
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    pub search_text: String,
+    pub sync_gen: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_attachments)]
+pub struct MailAttachmentRow {
+    pub id: i64,
+    pub message_id: i64,
+    pub user_id: i64,
+    pub part_index: i32,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub content_id: Option<String>,
+    pub inline: bool,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = mail_attachments)]
+pub struct NewMailAttachment {
+    pub message_id: i64,
+    pub user_id: i64,
+    pub part_index: i32,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub content_id: Option<String>,
+    pub inline: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_sync_runs)]
+pub struct MailSyncRunRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub kind: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub added: i64,
+    pub updated: i64,
+    pub removed: i64,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
 }

@@ -43,7 +43,99 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        sync_cursor -> Nullable<Text>,
+        sync_gen -> BigInt,
+        next_sync_at -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(mail_settings, oauth_states, mail_accounts);
+diesel::table! {
+    mail_folders (account_id, folder) {
+        account_id -> BigInt,
+        folder -> Text,
+        name -> Text,
+        provider_folder_id -> Text,
+    }
+}
+
+diesel::table! {
+    mail_messages (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        user_id -> BigInt,
+        provider_message_id -> Text,
+        thread_id -> Text,
+        message_id -> Nullable<Text>,
+        in_reply_to -> Nullable<Text>,
+        references_header -> Nullable<Text>,
+        from_address -> Text,
+        from_name -> Text,
+        to_json -> Text,
+        cc_json -> Text,
+        bcc_json -> Text,
+        reply_to_json -> Text,
+        subject -> Text,
+        snippet -> Text,
+        date -> BigInt,
+        folder -> Text,
+        provider_labels -> Text,
+        unread -> Bool,
+        starred -> Bool,
+        todo -> Bool,
+        draft -> Bool,
+        has_attachments -> Bool,
+        size -> BigInt,
+        text_body -> Nullable<Text>,
+        html_body -> Nullable<Text>,
+        search_text -> Text,
+        sync_gen -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_attachments (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        user_id -> BigInt,
+        part_index -> Integer,
+        filename -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        content_id -> Nullable<Text>,
+        inline -> Bool,
+    }
+}
+
+diesel::table! {
+    mail_sync_runs (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        kind -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        added -> BigInt,
+        updated -> BigInt,
+        removed -> BigInt,
+        error_kind -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(mail_folders -> mail_accounts (account_id));
+diesel::joinable!(mail_messages -> mail_accounts (account_id));
+diesel::joinable!(mail_attachments -> mail_messages (message_id));
+diesel::joinable!(mail_sync_runs -> mail_accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    mail_settings,
+    oauth_states,
+    mail_accounts,
+    mail_folders,
+    mail_messages,
+    mail_attachments,
+    mail_sync_runs
+);

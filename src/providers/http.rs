@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -12,10 +12,15 @@ use super::ProviderError;
 use crate::config::Settings;
 use crate::crypto::SecretString;
 
+/// The longest `Retry-After` honoured inside one call; longer waits fail the call and the caller
+/// (sync scheduling) comes back later.
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Clone, Debug)]
 pub struct ProviderHttp {
     client: reqwest::Client,
     allowed: Vec<url::Origin>,
+    retries: u32,
 }
 
 impl ProviderHttp {
@@ -40,7 +45,11 @@ impl ProviderHttp {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("email-manager/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, allowed })
+        Ok(Self {
+            client,
+            allowed,
+            retries: settings.providers.retries,
+        })
     }
 
     /// The raw client, for the `oauth2` crate (its URLs come from configuration too).
@@ -79,6 +88,72 @@ impl ProviderHttp {
         read_json(resp, classify).await
     }
 
+    /// A bearer request with an optional JSON body, retried on 429/5xx/timeouts: `Retry-After` is
+    /// honoured (up to [`MAX_WAIT`]), otherwise exponential backoff with jitter. Answers the body
+    /// of the success (empty for 204).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        token: &SecretString,
+        json: Option<&serde_json::Value>,
+        headers: &[(&'static str, &str)],
+        classify: Classifier,
+    ) -> Result<bytes::Bytes, ProviderError> {
+        let url = Url::parse(url)
+            .map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+        self.check(&url)?;
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self
+                .client
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.expose());
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            if let Some(body) = json {
+                req = req.json(body);
+            }
+            let err = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let wait = retry_after(resp.headers());
+                    match resp.bytes().await {
+                        Ok(body) if status.is_success() => return Ok(body),
+                        Ok(body) => {
+                            classify_status(status, wait, &String::from_utf8_lossy(&body), classify)
+                        }
+                        Err(e) => transport_error(e),
+                    }
+                }
+                Err(e) => transport_error(e),
+            };
+            if !err.is_retryable() || attempt >= self.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt, &err)).await;
+        }
+    }
+
+    /// [`send`](Self::send) and parse the JSON answer.
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        token: &SecretString,
+        json: Option<&serde_json::Value>,
+        headers: &[(&'static str, &str)],
+        classify: Classifier,
+    ) -> Result<T, ProviderError> {
+        let body = self
+            .send(method, url, token, json, headers, classify)
+            .await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::Permanent(format!("unexpected provider response: {e}")))
+    }
+
     /// POST a form without a bearer (token revocation).
     pub async fn post_form(
         &self,
@@ -110,6 +185,20 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
     } else {
         format!("request failed: {e}")
     })
+}
+
+/// How long to wait before retry `attempt` (1-based): the provider's `Retry-After` when given,
+/// else 0.5 s doubling, capped, with ±50 % jitter so retrying clients spread out.
+pub fn backoff(attempt: u32, err: &ProviderError) -> Duration {
+    if let ProviderError::RateLimited {
+        retry_after: Some(wait),
+    } = err
+    {
+        return (*wait).min(MAX_WAIT);
+    }
+    let base = Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1).min(6));
+    let base = base.min(MAX_WAIT);
+    base.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..1.5))
 }
 
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {

@@ -143,6 +143,104 @@ pub trait MailProvider: Send + Sync {
     ) -> Result<bool, ProviderError>;
     /// Reads the mailbox address and the stable account id.
     async fn identity(&self, tokens: &TokenSet) -> Result<MailboxIdentity, ProviderError>;
+
+    /// One step of sync from `cursor` (`None`: start a full listing of mail received from
+    /// `since`). The returned cursor covers exactly the returned changes, so the caller stores it
+    /// in the same transaction; `ProviderError::CursorExpired` means start again from `None`.
+    async fn sync_page(
+        &self,
+        access_token: &SecretString,
+        cursor: Option<&str>,
+        since: Option<i64>,
+    ) -> Result<SyncPage, ProviderError>;
+    /// The message as RFC 822 bytes.
+    async fn fetch_raw(
+        &self,
+        access_token: &SecretString,
+        provider_message_id: &str,
+    ) -> Result<Vec<u8>, ProviderError>;
+    /// Applies a state change (read, star, move) to messages of one mailbox.
+    async fn modify(
+        &self,
+        access_token: &SecretString,
+        provider_message_ids: &[String],
+        change: &MessageChange,
+    ) -> Result<(), ProviderError>;
+    /// Moves a message to the provider's trash.
+    async fn trash(
+        &self,
+        access_token: &SecretString,
+        provider_message_id: &str,
+    ) -> Result<(), ProviderError>;
+}
+
+/// Folder keys shared by both providers; user folders are `user:<provider folder id>`.
+pub mod folder {
+    pub const INBOX: &str = "inbox";
+    pub const SENT: &str = "sent";
+    pub const DRAFTS: &str = "drafts";
+    pub const ARCHIVE: &str = "archive";
+    pub const SPAM: &str = "spam";
+    pub const TRASH: &str = "trash";
+    pub const WELL_KNOWN: [&str; 6] = [INBOX, SENT, DRAFTS, ARCHIVE, SPAM, TRASH];
+}
+
+/// A message's provider-side state (everything that can change without the content changing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageState {
+    pub provider_message_id: String,
+    pub thread_id: Option<String>,
+    pub folder: String,
+    /// Provider labels (Gmail label ids, Outlook categories), for display and label sync.
+    pub labels: Vec<String>,
+    pub unread: bool,
+    pub starred: bool,
+    pub draft: bool,
+    /// Unix milliseconds the provider received it, when known without the content.
+    pub received_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The message exists with this state; `raw` carries its MIME when the provider sent it
+    /// anyway (Gmail format=raw), so the caller does not fetch it again.
+    Present {
+        state: MessageState,
+        raw: Option<Vec<u8>>,
+    },
+    /// Gone. `folder`: removed from that folder only (a Graph move shows as removed from the
+    /// source folder, possibly after it appeared in the destination).
+    Removed {
+        provider_message_id: String,
+        folder: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct FolderInfo {
+    pub folder: String,
+    pub name: String,
+    pub provider_folder_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncPage {
+    pub changes: Vec<Change>,
+    pub cursor: String,
+    /// Nothing more to fetch now: the cursor is an incremental one and is caught up.
+    pub caught_up: bool,
+    /// This page ended a full listing: whatever the listing did not see (within `since`) is gone.
+    pub full_listing_done: bool,
+    pub folders: Vec<FolderInfo>,
+}
+
+/// What `mailMessages:update` asks a provider to change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageChange {
+    pub unread: Option<bool>,
+    pub starred: Option<bool>,
+    /// A folder key (well-known or `user:<id>`).
+    pub folder: Option<String>,
 }
 
 /// The providers this sidecar serves, in display order.

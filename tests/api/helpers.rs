@@ -109,6 +109,9 @@ impl TestApp {
             ("EMAIL_MANAGER__HOST__JWT_SECRET", JWT_SECRET.into()),
             ("EMAIL_MANAGER__DATABASE__URL", database_url.clone()),
             ("EMAIL_MANAGER__DATABASE__MAX_CONNECTIONS", "4".into()),
+            // Tests that sync turn the scheduler on; the others keep the sandbox's request log
+            // to what they do themselves.
+            ("EMAIL_MANAGER__SYNC__ENABLED", "false".into()),
             (
                 "EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY",
                 ENCRYPTION_KEY.into(),

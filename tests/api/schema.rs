@@ -5,7 +5,10 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use diesel_migrations::MigrationHarness;
-use email_manager::db::schema::{mail_accounts, mail_settings, oauth_states};
+use email_manager::db::schema::{
+    mail_accounts, mail_attachments, mail_folders, mail_messages, mail_settings, mail_sync_runs,
+    oauth_states,
+};
 use email_manager::db::{Db, DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 use crate::helpers::fresh_database_url;
@@ -61,37 +64,30 @@ async fn schema_matches_the_migrations_and_they_revert() {
     let db = Db::connect(&url, 2).expect("connect and migrate");
     assert!(db.is_ready().await);
     db.run(|conn| {
-        let expected = [
-            (
-                "mail_settings",
-                code_columns(
-                    diesel::debug_query::<Sqlite, _>(
-                        &mail_settings::table.select(mail_settings::all_columns),
-                    )
-                    .to_string(),
-                ),
-            ),
-            (
-                "oauth_states",
-                code_columns(
-                    diesel::debug_query::<Sqlite, _>(
-                        &oauth_states::table.select(oauth_states::all_columns),
-                    )
-                    .to_string(),
-                ),
-            ),
-            (
-                "mail_accounts",
-                code_columns(
-                    diesel::debug_query::<Sqlite, _>(
-                        &mail_accounts::table.select(mail_accounts::all_columns),
-                    )
-                    .to_string(),
-                ),
-            ),
-        ];
+        macro_rules! columns {
+            ($($table:ident),*) => {
+                [$((
+                    stringify!($table),
+                    code_columns(
+                        diesel::debug_query::<Sqlite, _>(
+                            &$table::table.select($table::all_columns),
+                        )
+                        .to_string(),
+                    ),
+                )),*]
+            };
+        }
+        let expected = columns!(
+            mail_settings,
+            oauth_states,
+            mail_accounts,
+            mail_folders,
+            mail_messages,
+            mail_attachments,
+            mail_sync_runs
+        );
         for (table, cols) in expected {
-            assert!(cols.len() > 3, "{table}: {cols:?}");
+            assert!(cols.len() >= 4, "{table}: {cols:?}");
             assert_eq!(db_columns(conn, table), cols, "{table}");
         }
         // Every migration reverts, and the schema comes back the same.

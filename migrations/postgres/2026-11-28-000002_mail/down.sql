@@ -1,0 +1,10 @@
+DROP TABLE mail_sync_runs;
+DROP TABLE mail_attachments;
+DROP TABLE mail_messages;
+DROP TABLE mail_folders;
+DROP INDEX mail_accounts_next_sync_at;
+ALTER TABLE mail_accounts DROP COLUMN lease_until;
+ALTER TABLE mail_accounts DROP COLUMN lease_owner;
+ALTER TABLE mail_accounts DROP COLUMN next_sync_at;
+ALTER TABLE mail_accounts DROP COLUMN sync_gen;
+ALTER TABLE mail_accounts DROP COLUMN sync_cursor;
