@@ -2,6 +2,7 @@
 //! account at a time, the schedule, and the run history.
 
 use diesel::prelude::*;
+use diesel::Connection;
 
 use super::models::{account_status, MailSyncRunRow};
 use super::schema::{mail_accounts, mail_sync_runs};
@@ -74,24 +75,40 @@ pub fn release_lease(
     Ok(())
 }
 
-/// Accounts whose next sync is due and whose lease is free, oldest first. On PostgreSQL the rows
-/// are read with `FOR UPDATE SKIP LOCKED`, so replicas polling at the same moment get different
-/// accounts instead of queueing on the same rows; the lease claim decides in the end either way.
-pub fn due_accounts(conn: &mut DbConnection, now: i64, limit: i64) -> Result<Vec<i64>, DbError> {
-    let query = mail_accounts::table
-        .filter(mail_accounts::status.eq(account_status::ACTIVE))
-        .filter(mail_accounts::next_sync_at.le(now))
-        .filter(
-            mail_accounts::lease_owner
-                .is_null()
-                .or(mail_accounts::lease_until.lt(now)),
-        )
-        .order(mail_accounts::next_sync_at.asc())
-        .limit(limit)
-        .select(mail_accounts::id);
-    Ok(match conn {
-        DbConnection::Pg(pg) => query.for_update().skip_locked().load(pg)?,
-        DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
+/// Claims the leases of up to `limit` accounts whose next sync is due, oldest first, and returns
+/// them. On PostgreSQL the due rows are locked with `FOR UPDATE SKIP LOCKED` inside the claiming
+/// transaction, so replicas polling at the same moment take different accounts instead of queueing
+/// on the same rows; the conditional lease update decides in the end on both backends.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<i64>, DbError> {
+    conn.transaction(|conn| {
+        let query = mail_accounts::table
+            .filter(mail_accounts::status.eq(account_status::ACTIVE))
+            .filter(mail_accounts::next_sync_at.le(now))
+            .filter(
+                mail_accounts::lease_owner
+                    .is_null()
+                    .or(mail_accounts::lease_until.lt(now)),
+            )
+            .order(mail_accounts::next_sync_at.asc())
+            .limit(limit)
+            .select(mail_accounts::id);
+        let due: Vec<i64> = match conn {
+            DbConnection::Pg(pg) => query.for_update().skip_locked().load(pg)?,
+            DbConnection::Sqlite(sqlite) => query.load(sqlite)?,
+        };
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            if claim_lease(conn, id, owner, now, until)? {
+                claimed.push(id);
+            }
+        }
+        Ok(claimed)
     })
 }
 

@@ -125,8 +125,18 @@ pub async fn run(state: &AppState, account_id: i64, resync: bool) -> Result<RunS
     let finished = now_millis();
     let error = result.as_ref().err().map(|e| (e.kind(), e.to_string()));
     record(state, kind, error.as_ref().map(|e| e.0));
-    if let Some((k, message)) = &error {
-        log::warn!("sync of mail account {account_id} failed ({k}): {message}");
+    match (&error, &result) {
+        (Some((k, message)), _) => {
+            log::warn!("sync of mail account {account_id} failed ({k}): {message}")
+        }
+        (None, Ok(c)) => log::info!(
+            "mail account {account_id}: {kind} sync done in {} ms (+{} ~{} -{})",
+            now_millis() - now,
+            c.added,
+            c.updated,
+            c.removed
+        ),
+        (None, Err(_)) => {}
     }
     let interval = state.settings.sync.interval_secs as i64 * 1000;
     // ±10 % so accounts linked together drift apart instead of syncing in lockstep.
@@ -301,16 +311,12 @@ async fn apply_page(
 ) -> Result<Counts, RunError> {
     let account_id = account.id;
     let user_id = account.user_id;
+    let mut page = page;
+    page.changes = last_change_per_message(page.changes);
     let ids: Vec<String> = page
         .changes
         .iter()
-        .map(|c| match c {
-            Change::Present { state, .. } => state.provider_message_id.clone(),
-            Change::Removed {
-                provider_message_id,
-                ..
-            } => provider_message_id.clone(),
-        })
+        .map(|c| change_id(c).to_string())
         .collect();
     let known = {
         let ids = ids.clone();
@@ -423,6 +429,30 @@ async fn apply_page(
         }
     }
     Ok(counts)
+}
+
+fn change_id(c: &Change) -> &str {
+    match c {
+        Change::Present { state, .. } => &state.provider_message_id,
+        Change::Removed {
+            provider_message_id,
+            ..
+        } => provider_message_id,
+    }
+}
+
+/// A page may name a message twice (moved and changed, say): its last word stands, in place.
+fn last_change_per_message(changes: Vec<Change>) -> Vec<Change> {
+    let mut last: std::collections::HashMap<String, usize> = Default::default();
+    for (i, c) in changes.iter().enumerate() {
+        last.insert(change_id(c).to_string(), i);
+    }
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| last.get(change_id(c)) == Some(i))
+        .map(|(_, c)| c)
+        .collect()
 }
 
 enum Write {

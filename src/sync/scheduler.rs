@@ -22,9 +22,11 @@ pub fn spawn(state: web::Data<AppState>) {
             let free = slots.available_permits() as i64;
             if free > 0 {
                 let now = now_millis();
+                let until = now + state.settings.sync.lease_secs as i64 * 1000;
+                let owner = state.sync.owner.clone();
                 match state
                     .db
-                    .run(move |c| book::due_accounts(c, now, free))
+                    .run(move |c| book::claim_due(c, &owner, now, until, free))
                     .await
                 {
                     Ok(ids) => {
