@@ -190,6 +190,9 @@ impl MailProvider for Microsoft {
                 ProviderError::Permanent(format!("unreadable Graph sync cursor: {e}"))
             })?,
         };
+        if cursor.rescan {
+            return self.rescan_folders(token, cursor).await;
+        }
         let Some(current) = cursor.folders.get(cursor.index).cloned() else {
             return Err(ProviderError::CursorExpired);
         };
@@ -258,6 +261,8 @@ impl MailProvider for Microsoft {
                     caught_up = true;
                     full_listing_done = cursor.listing;
                     cursor.listing = false;
+                    // The next run first looks for folders created or deleted meanwhile.
+                    cursor.rescan = true;
                 }
             }
             (None, None) => {
@@ -397,6 +402,9 @@ struct GraphCursor {
     /// True until every folder has finished its first (full) delta round.
     listing: bool,
     since: Option<i64>,
+    /// Look for new and deleted user folders before the next delta round.
+    #[serde(default)]
+    rescan: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -510,36 +518,78 @@ impl Microsoft {
                 Err(e) => return Err(e),
             }
         }
-        let mut next = Some(self.graph("/me/mailFolders?$top=100"));
-        while let Some(url) = next {
-            let list: FolderList = self
-                .http
-                .send_json(Method::GET, &url, token, None, &GRAPH_PREFER, classify)
-                .await?;
-            for f in list.value {
-                if folders.iter().any(|k| k.id == f.id) {
-                    continue;
-                }
-                let key = format!("user:{}", f.id);
-                infos.push(FolderInfo {
-                    folder: key.clone(),
-                    name: f.display_name,
-                    provider_folder_id: f.id.clone(),
-                });
-                folders.push(CursorFolder {
-                    id: f.id,
-                    key,
-                    link: None,
-                });
+        for f in self.user_folders(token).await? {
+            if folders.iter().any(|k| k.id == f.provider_folder_id) {
+                continue;
             }
-            next = list.next_link;
+            folders.push(CursorFolder {
+                id: f.provider_folder_id.clone(),
+                key: f.folder.clone(),
+                link: None,
+            });
+            infos.push(f);
         }
         let cursor = GraphCursor {
             folders,
             index: 0,
             listing: true,
             since,
+            rescan: false,
         };
+        Ok(SyncPage {
+            changes: Vec::new(),
+            cursor: serde_json::to_string(&cursor)
+                .map_err(|e| ProviderError::Permanent(e.to_string()))?,
+            caught_up: false,
+            full_listing_done: false,
+            folders: infos,
+        })
+    }
+
+    /// The user's top-level folders that are not well-known ones.
+    async fn user_folders(&self, token: &SecretString) -> Result<Vec<FolderInfo>, ProviderError> {
+        let mut out = Vec::new();
+        let mut next = Some(self.graph("/me/mailFolders?$top=100"));
+        while let Some(url) = next {
+            let list: FolderList = self
+                .http
+                .send_json(Method::GET, &url, token, None, &GRAPH_PREFER, classify)
+                .await?;
+            out.extend(list.value.into_iter().map(|f| FolderInfo {
+                folder: format!("user:{}", f.id),
+                name: f.display_name,
+                provider_folder_id: f.id,
+            }));
+            next = list.next_link;
+        }
+        Ok(out)
+    }
+
+    /// Adds folders created since the listing (synced from `since` like the others) and drops
+    /// deleted ones, whose delta links would fail. Answers a page without changes.
+    async fn rescan_folders(
+        &self,
+        token: &SecretString,
+        mut cursor: GraphCursor,
+    ) -> Result<SyncPage, ProviderError> {
+        let current = self.user_folders(token).await?;
+        cursor.folders.retain(|f| {
+            !f.key.starts_with("user:") || current.iter().any(|c| c.provider_folder_id == f.id)
+        });
+        let mut infos = Vec::new();
+        for f in current {
+            if cursor.folders.iter().any(|k| k.id == f.provider_folder_id) {
+                continue;
+            }
+            cursor.folders.push(CursorFolder {
+                id: f.provider_folder_id.clone(),
+                key: f.folder.clone(),
+                link: None,
+            });
+            infos.push(f);
+        }
+        cursor.rescan = false;
+        cursor.index = 0;
         Ok(SyncPage {
             changes: Vec::new(),
             cursor: serde_json::to_string(&cursor)
