@@ -33,6 +33,8 @@ pub struct TestApp {
     /// The SQLite file, when on SQLite (for raw-byte checks).
     pub sqlite_path: Option<std::path::PathBuf>,
     pub state: web::Data<AppState>,
+    /// The configuration the in-process service runs with, for starting the binary beside it.
+    pub env: Vec<(String, String)>,
     handle: ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -152,7 +154,7 @@ impl TestApp {
             env.retain(|(name, _)| name != k);
             env.push((k.to_string(), v.to_string()));
         }
-        let settings = Settings::load_from(None, env).expect("test settings are valid");
+        let settings = Settings::load_from(None, env.clone()).expect("test settings are valid");
         let app = Application::build(settings, listener).expect("build the sidecar");
         let state = app.state();
         let handle = app.handle();
@@ -169,6 +171,7 @@ impl TestApp {
             database_url,
             sqlite_path,
             state,
+            env,
             handle,
             _dir: dir,
         }
@@ -356,6 +359,31 @@ impl TestApp {
             })
             .await
             .expect("count")
+    }
+
+    /// Starts the `email-manager` binary on this app's database and sandbox, on its own port,
+    /// with `extra` configuration on top. Its log goes to `log`.
+    pub fn spawn_binary(
+        &self,
+        extra: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> std::process::Child {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_email-manager"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.env("EMAIL_MANAGER__SERVER__BIND", "127.0.0.1:0");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = std::fs::File::create(log).expect("log file");
+        cmd.stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("start email-manager")
     }
 
     pub async fn stop(self) {
