@@ -64,6 +64,7 @@ pub struct Sandbox {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     handle: ServerHandle,
+    shared: web::Data<Shared>,
 }
 
 impl Sandbox {
@@ -76,7 +77,9 @@ impl Sandbox {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let addr = listener.local_addr()?;
         let shared = web::Data::new(Shared::new(config));
+        let app_shared = shared.clone();
         let server = HttpServer::new(move || {
+            let shared = app_shared.clone();
             App::new()
                 .app_data(shared.clone())
                 // Gmail uploads go up to 35 MB; the default 256 kB would answer 413 too early.
@@ -101,7 +104,20 @@ impl Sandbox {
         Ok(Sandbox {
             base_url: format!("http://{addr}"),
             handle,
+            shared,
         })
+    }
+
+    /// Fills every seeded mailbox with `count` generated messages (as `POST …/generate` does),
+    /// seeded by the mailbox so a restart makes the same mail.
+    pub fn generate_mail(&self, count: usize, days: u32) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut state = self.shared.state();
+        for (i, mailbox) in MAILBOXES.iter().enumerate() {
+            let store = state.store(mailbox);
+            // Only unknown folder names fail, and the generator creates its own.
+            let _ = generate::generate(store, count, 1000 + i as u64, days, now);
+        }
     }
 
     pub async fn stop(self) {

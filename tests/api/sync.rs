@@ -1047,7 +1047,7 @@ async fn changes_made_here_reach_the_provider() {
         provider
             .modify(
                 &token,
-                &[labelled.clone()],
+                std::slice::from_ref(&labelled),
                 &change(None, None, Some(folder::ARCHIVE)),
             )
             .await
