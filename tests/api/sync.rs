@@ -1163,3 +1163,53 @@ async fn access_tokens_are_refreshed_before_expiry_and_after_a_401() {
     }
     app.stop().await;
 }
+
+/// A storm that outlasts the retries fails the run, which is recorded with its kind; the next
+/// run picks up from the stored cursor and ends in step.
+#[actix_web::test]
+async fn a_storm_longer_than_the_retries_fails_the_run_and_the_next_one_recovers() {
+    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__RETRIES", "1")]).await;
+    app.configure_providers().await;
+    for (email, prefix) in [
+        (GMAIL, "/google/gmail/v1/users/me"),
+        (OUTLOOK, "/microsoft/graph/v1.0/me"),
+    ] {
+        app.generate(email, 40, 121).await;
+        let id = linked(&app, email).await;
+        app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        app.generate(email, 5, 122).await;
+        app.sandbox_post(
+            "/__sandbox/faults",
+            json!({"path_prefix": prefix, "status": 500, "count": 50}),
+        )
+        .await;
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert_eq!(run["error"]["kind"], "transient", "{run}");
+        let account = app.account(MEMBER, email).await;
+        assert!(account["lastError"].is_string(), "{account}");
+        let (_, runs) = app
+            .call(
+                MEMBER,
+                None,
+                "mailSyncRuns:list",
+                &[("filter[accountId]", &id.to_string())],
+                None,
+            )
+            .await;
+        assert_eq!(runs["data"][0]["error"]["kind"], "transient", "{runs}");
+        let resp = app
+            .client
+            .delete(format!("{}/__sandbox/faults", app.sandbox.base_url))
+            .send()
+            .await
+            .expect("clear faults");
+        assert!(resp.status().is_success());
+
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_eq!(run["added"], 5, "{run}");
+        assert_in_step(&app, email, id).await;
+        assert!(app.account(MEMBER, email).await["lastError"].is_null());
+    }
+    app.stop().await;
+}
