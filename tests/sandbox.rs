@@ -2008,3 +2008,50 @@ async fn mailbox_controls_validate_and_slow_faults_delay() {
     );
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn graph_answers_429_past_four_concurrent_requests_per_mailbox() {
+    let (sb, c, cfg) = start().await;
+    let tokens = ms_tokens(&sb, &c, &cfg, "dave@contoso.test").await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let res = c
+        .post(format!("{}/__sandbox/faults", sb.base_url))
+        .json(&json!({"path_prefix": "/microsoft/graph/v1.0/me/mailFolders", "delay_ms": 1500, "count": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let url = format!("{}/me/mailFolders", sb.graph_api_base());
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let req = c.get(&url).bearer_auth(&token).send();
+            tokio::spawn(req)
+        })
+        .collect();
+    // The four slow ones are being answered; wait until the sandbox has them all.
+    loop {
+        let (_, seen) = body(
+            c.get(format!("{}/__sandbox/concurrency", sb.base_url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if seen["graphMaxInFlight"]["dave@contoso.test"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let res = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let (_, err) = body(res).await;
+    assert_eq!(err["error"]["code"], "ApplicationThrottled");
+    for r in slow {
+        assert_eq!(r.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    // The slow ones answered: dave's slots are free again.
+    let res = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    sb.stop().await;
+}

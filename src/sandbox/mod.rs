@@ -323,6 +323,9 @@ pub(crate) struct State {
     pub revoked_jtis: HashSet<String>,
     /// Mail of the seeded mailboxes, created on first use.
     mail: HashMap<&'static str, store::Store>,
+    /// Graph requests being answered now, per mailbox, and the most seen at once.
+    pub graph_in_flight: HashMap<&'static str, usize>,
+    pub graph_max_in_flight: HashMap<&'static str, usize>,
     next_grant: u64,
 }
 
@@ -458,9 +461,32 @@ async fn intercept(
     req.set_payload(Payload::from(body.clone()));
 
     let record = record_of(req.request(), &body);
-    let (seq, fault) = {
+    let (seq, fault, slot) = {
         let mut state = shared.state();
         let seq = state.record(record);
+        // Graph's own limit comes before any injected fault.
+        let mut slot = None;
+        if req.path().starts_with("/microsoft/graph/") {
+            if let Some(m) = state.access_owner(Provider::Microsoft, bearer(req.request())) {
+                let n = state.graph_in_flight.entry(m.email).or_default();
+                if *n >= GRAPH_MAILBOX_CONCURRENCY {
+                    drop(state);
+                    let res = graph_throttled();
+                    if let Some(r) = shared.state().record_mut(seq) {
+                        r["status"] = json!(res.status().as_u16());
+                    }
+                    return Ok(req.into_response(res));
+                }
+                *n += 1;
+                let now = *n;
+                let max = state.graph_max_in_flight.entry(m.email).or_default();
+                *max = (*max).max(now);
+                slot = Some(InFlight {
+                    shared: shared.clone(),
+                    email: m.email,
+                });
+            }
+        }
         let method = req.method().as_str();
         let path = req.path();
         let fault = state.faults.iter_mut().find(|f| {
@@ -475,7 +501,7 @@ async fn intercept(
             f.clone()
         });
         state.faults.retain(|f| f.remaining > 0);
-        (seq, fault)
+        (seq, fault, slot)
     };
 
     if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
@@ -488,10 +514,44 @@ async fn intercept(
         }
         None => next.call(req).await?.map_into_boxed_body(),
     };
+    drop(slot);
     if let Some(r) = shared.state().record_mut(seq) {
         r["status"] = json!(res.status().as_u16());
     }
     Ok(res)
+}
+
+/// Graph answers at most this many concurrent requests per mailbox; more get 429.
+const GRAPH_MAILBOX_CONCURRENCY: usize = 4;
+
+/// Holds one of a mailbox's Graph request slots until the answer is made (or the request is
+/// dropped).
+struct InFlight {
+    shared: web::Data<Shared>,
+    email: &'static str,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = self.shared.state().graph_in_flight.get_mut(self.email) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+fn graph_throttled() -> HttpResponse {
+    let mut res = json_response(
+        429,
+        microsoft::graph_error(
+            "ApplicationThrottled",
+            "Application is over its MailboxConcurrency limit.",
+        ),
+    );
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("1"),
+    );
+    res
 }
 
 fn record_of(req: &HttpRequest, body: &[u8]) -> Value {

@@ -1213,3 +1213,44 @@ async fn a_storm_longer_than_the_retries_fails_the_run_and_the_next_one_recovers
     }
     app.stop().await;
 }
+
+/// Graph allows 4 concurrent requests per mailbox (the sandbox answers 429 past that): sync stays
+/// within it even when `sync.concurrency` asks for more.
+#[actix_web::test]
+async fn graph_downloads_stay_within_four_concurrent_requests_per_mailbox() {
+    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__SYNC__CONCURRENCY", "8")]).await;
+    app.configure_providers().await;
+    app.generate(OUTLOOK, 60, 131).await;
+    let id = linked(&app, OUTLOOK).await;
+    // Slow downloads, so concurrent ones overlap.
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": "/microsoft/graph/v1.0/me/messages/", "delay_ms": 150, "count": 60}),
+    )
+    .await;
+    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_in_step(&app, OUTLOOK, id).await;
+    let seen: Value = app
+        .client
+        .get(format!("{}/__sandbox/concurrency", app.sandbox.base_url))
+        .send()
+        .await
+        .expect("concurrency")
+        .json()
+        .await
+        .expect("json");
+    let max = seen["graphMaxInFlight"][OUTLOOK].as_u64().expect("counted");
+    assert!(
+        (2..=4).contains(&max),
+        "at most 4 at once, and more than one: {max}"
+    );
+    let throttled = app
+        .sandbox_requests("/microsoft/graph")
+        .await
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .count();
+    assert_eq!(throttled, 0);
+    app.stop().await;
+}
