@@ -411,13 +411,6 @@ pub fn take_expired_uploads(
     })
 }
 
-/// Every stored file name, for sweeping files whose row is gone (a crash between the two).
-pub fn upload_storage_names(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
-    Ok(mail_uploads::table
-        .select(mail_uploads::storage_name)
-        .load(conn)?)
-}
-
 // ---- outgoing (send requests) ----
 
 pub mod outgoing_status {

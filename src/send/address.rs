@@ -267,9 +267,17 @@ struct AddressObject {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AddressErrors(pub Vec<String>);
 
+/// At most this many problems are spelled out in one answer; the rest are counted.
+const MAX_REPORTED: usize = 50;
+
 impl fmt::Display for AddressErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.join("; "))
+        let shown = self.0.len().min(MAX_REPORTED);
+        f.write_str(&self.0[..shown].join("; "))?;
+        if self.0.len() > shown {
+            write!(f, "; and {} more", self.0.len() - shown)?;
+        }
+        Ok(())
     }
 }
 
@@ -779,6 +787,17 @@ mod tests {
         assert_eq!(keys(&r.bcc), vec!["d@x.test"]);
         assert_eq!(keys(&r.reply_to), vec!["r@x.test"]);
         assert_eq!(r.envelope().len(), 4);
+    }
+
+    #[test]
+    fn a_long_list_of_errors_is_cut() {
+        let bad: Vec<String> = (0..60).map(|i| format!("bad{i}")).collect();
+        let err = parse_field("to", Some(&json!(bad))).expect_err("bad");
+        assert_eq!(err.0.len(), 60);
+        let text = err.to_string();
+        assert!(text.contains("to[49]: \"bad49\""), "{text}");
+        assert!(!text.contains("to[50]"), "{text}");
+        assert!(text.ends_with("; and 10 more"), "{text}");
     }
 
     #[test]

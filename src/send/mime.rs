@@ -594,6 +594,63 @@ mod tests {
         assert!(headers.contains("filename*") || raw.windows(9).any(|w| w == b"filename*"));
     }
 
+    /// Multipart boundaries are random: name them by order of appearance.
+    fn normalize_boundaries(raw: &[u8]) -> String {
+        let mut text = String::from_utf8(raw.to_vec()).expect("ascii");
+        let mut n = 0;
+        while let Some(at) = text.find("boundary=\"") {
+            let start = at + "boundary=\"".len();
+            let end = start + text[start..].find('"').expect("closing quote");
+            let boundary = text[start..end].to_string();
+            n += 1;
+            text = text.replace(&boundary, &format!("BOUNDARY-{n}"));
+            text = text.replacen("boundary=\"", "boundary=\u{1}", 1);
+        }
+        text.replace('\u{1}', "\"")
+    }
+
+    /// The whole message, byte for byte but for the boundaries, against `testdata/golden.eml`.
+    #[test]
+    fn golden_eml() {
+        let mut m = OutgoingMessage::new(mb(Some("Zoë Ünal"), "zoe@sender.test"));
+        m.message_id = "golden-1@sender.test".into();
+        m.date = 1_795_514_400_000;
+        m.to = vec![
+            mb(Some("Ann Lee"), "ann@x.test"),
+            mb(Some("Doe, John"), "john@münchen.de"),
+        ];
+        m.cc = vec![mb(Some("Пётр"), "petr@x.test")];
+        m.bcc = vec![mb(None, "hidden@x.test")];
+        m.subject = "Grüße: réunion ✓".into();
+        m.html = Some(
+            "<p>Hello <b>Ann</b>,</p><p><img src=\"cid:logo@sender.test\" alt=\"Logo\"></p>".into(),
+        );
+        m.inline_images = vec![InlineImage {
+            content_id: "logo@sender.test".into(),
+            content_type: "image/png".into(),
+            bytes: vec![0x89, b'P', b'N', b'G'],
+            filename: None,
+        }];
+        m.attachments = vec![Attachment {
+            filename: "résumé.txt".into(),
+            content_type: "text/plain".into(),
+            bytes: b"a\nb\n".to_vec(),
+        }];
+        m.in_reply_to = Some("orig@x.test".into());
+        m.references = vec!["root@x.test".into(), "orig@x.test".into()];
+        let raw = m.build(false).expect("build");
+        let text = String::from_utf8(raw.clone()).expect("ascii");
+        assert!(
+            !text.replace("\r\n", "").contains('\n'),
+            "every line ends with CRLF"
+        );
+        let got = normalize_boundaries(&raw).replace("\r\n", "\n");
+        let want = include_str!("testdata/golden.eml");
+        if got != want {
+            panic!("golden.eml differs; got:\n{got}");
+        }
+    }
+
     #[test]
     fn bcc_only_when_asked() {
         let m = full();
