@@ -123,7 +123,8 @@ async fn signatures_crud_with_one_default_per_user() {
     assert_eq!(signatures(&app, OTHER_MEMBER).await[0]["name"], "Theirs");
 
     // Bad input changes nothing.
-    let bad: Vec<(&str, Vec<(&str, String)>, Value)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Value);
+    let bad: Vec<Case> = vec![
         (
             "mailSignatures:create",
             vec![],
@@ -762,7 +763,8 @@ async fn oversize_and_bad_uploads_store_nothing() {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    let bad: Vec<(Vec<(&str, &str)>, Option<String>, Vec<u8>)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<String>, Vec<u8>);
+    let bad: Vec<Case> = vec![
         (vec![], None, b"no name".to_vec()),
         (
             vec![("filename", "x"), ("folder", "y")],
