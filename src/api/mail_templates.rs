@@ -12,8 +12,9 @@ use crate::db::compose::{self as store, NewTemplate, TemplateChanges, TemplateRo
 use crate::db::{now_millis, DbError};
 use crate::error::{ApiError, ApiResult};
 use crate::send::address::EmailAddress;
-use crate::send::signature::sanitize_html;
-use crate::send::template::{render_message, Context, RecipientValues, TemplateParts, UserValues};
+use crate::send::template::{
+    render_message, sanitize_template_html, Context, RecipientValues, TemplateParts, UserValues,
+};
 use crate::state::AppState;
 
 pub const MAX_SUBJECT_CHARS: usize = 998;
@@ -67,7 +68,7 @@ fn check_size(field: &str, s: &str) -> ApiResult<()> {
 
 fn clean_html(html: &str) -> ApiResult<String> {
     check_size("html", html)?;
-    Ok(sanitize_html(html))
+    Ok(sanitize_template_html(html))
 }
 
 fn clean_text(text: &str) -> ApiResult<String> {

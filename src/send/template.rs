@@ -175,6 +175,46 @@ pub fn render(template: &str, ctx: &Context, escape: Escape) -> Rendered {
     }
 }
 
+/// Template HTML cleaned like a signature, placeholders kept as written: they are masked with
+/// plain tokens first, because the CSS filter would otherwise cut `{{colour}}` out of a `style`.
+pub fn sanitize_template_html(html: &str) -> String {
+    let nonce = crate::crypto::random_token(6)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let mut masked = String::with_capacity(html.len());
+    let mut originals: Vec<&str> = Vec::new();
+    let mut rest = html;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open + 2..].find("}}") else {
+            break;
+        };
+        let end = open + 2 + close + 2;
+        masked.push_str(&rest[..open]);
+        masked.push_str(&format!("emtpl{nonce}x{}x", originals.len()));
+        originals.push(&rest[open..end]);
+        rest = &rest[end..];
+    }
+    masked.push_str(rest);
+    let mut clean = super::signature::sanitize_html(&masked);
+    // Highest index first, so `…x1x` is not taken for the start of `…x12x`.
+    for (i, original) in originals.iter().enumerate().rev() {
+        let token = format!("emtpl{nonce}x{i}x");
+        clean = clean.replace(&token, &escape_placeholder(original));
+    }
+    clean
+}
+
+/// `{{ a }}` as it may appear inside HTML: only `&`, `<`, `>` and `"` need care, and keys
+/// contain none of them; whatever else was between the braces is escaped.
+fn escape_placeholder(p: &str) -> String {
+    p.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// A message's template parts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateParts {
@@ -324,6 +364,29 @@ mod tests {
             assert_eq!(r.output, want, "{t}");
             assert!(r.missing.is_empty(), "{t}: {:?}", r.missing);
         }
+    }
+
+    #[test]
+    fn sanitizing_keeps_placeholders_everywhere() {
+        let html = "<p style=\"color: {{colour}}; font-size: 12px\" onclick=\"x()\">Hi {{ recipient.name }}</p>\
+            <a href=\"https://x.test/?u={{user.email}}&amp;n={{recipient.name}}\">{{ label }}</a>\
+            <img src=\"{{logo}}\" alt=\"{{alt}}\"><script>{{evil}}</script>{{ <b>odd</b> }}";
+        let clean = sanitize_template_html(html);
+        assert_eq!(
+            clean,
+            "<p style=\"color:{{colour}};font-size:12px\">Hi {{ recipient.name }}</p>\
+             <a href=\"https://x.test/?u={{user.email}}&amp;n={{recipient.name}}\" rel=\"noopener noreferrer\">{{ label }}</a>\
+             <img src=\"{{logo}}\" alt=\"{{alt}}\">{{ &lt;b&gt;odd&lt;/b&gt; }}"
+        );
+        let c = ctx(json!({"colour": "red", "label": "L", "logo": "cid:l", "alt": "A"}));
+        let r = render(&clean, &c, Escape::Html);
+        assert!(r.output.contains("style=\"color:red;"), "{}", r.output);
+        assert!(
+            r.output.contains("?u=zoe@x.test&amp;n=Ann &lt;Lee&gt;"),
+            "{}",
+            r.output
+        );
+        assert!(!r.output.contains("evil"));
     }
 
     #[test]
