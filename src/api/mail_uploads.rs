@@ -269,10 +269,12 @@ async fn read_multipart(
                 "Send one file per upload: the form has more than one part",
             ));
         }
-        let name = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename())
-            .map(str::to_string);
+        // `filename*` (RFC 5987, UTF-8) when a client sends it, else the plain `filename`.
+        let name = field.content_disposition().and_then(|cd| {
+            cd.get_filename_ext()
+                .map(|ext| String::from_utf8_lossy(&ext.value).into_owned())
+                .or_else(|| cd.get_filename().map(str::to_string))
+        });
         let ctype = field
             .content_type()
             .and_then(|m| media_type(m.essence_str()).ok());

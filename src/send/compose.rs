@@ -83,6 +83,33 @@ pub struct QuoteOptions {
     pub offset: FixedOffset,
 }
 
+impl QuoteOptions {
+    /// From NocoBase's `X-Timezone` header (`+08:00`, `-0530`, `Z`); `None` when it is not an
+    /// offset, so the caller falls back to UTC.
+    pub fn from_timezone_header(value: &str) -> Option<QuoteOptions> {
+        let v = value.trim();
+        if v.eq_ignore_ascii_case("z") || v.eq_ignore_ascii_case("utc") {
+            return Some(QuoteOptions::default());
+        }
+        let (sign, rest) = match v.chars().next()? {
+            '+' => (1, &v[1..]),
+            '-' => (-1, &v[1..]),
+            _ => return None,
+        };
+        let digits: String = rest.chars().filter(|c| *c != ':').collect();
+        if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let hours: i32 = digits[..2].parse().ok()?;
+        let minutes: i32 = digits[2..].parse().ok()?;
+        if hours > 14 || minutes > 59 {
+            return None;
+        }
+        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+            .map(|offset| QuoteOptions { offset })
+    }
+}
+
 impl Default for QuoteOptions {
     fn default() -> Self {
         QuoteOptions {
@@ -650,6 +677,18 @@ mod tests {
         let c = compose(Mode::Reply, &r, &[], &own(), QuoteOptions::default());
         assert_eq!(c.in_reply_to, None);
         assert_eq!(c.references, vec!["root@x.test", "m9@x.test"]);
+    }
+
+    #[test]
+    fn timezone_header() {
+        let secs =
+            |h: &str| QuoteOptions::from_timezone_header(h).map(|o| o.offset.local_minus_utc());
+        assert_eq!(secs("+08:00"), Some(8 * 3600));
+        assert_eq!(secs("-0530"), Some(-(5 * 3600 + 30 * 60)));
+        assert_eq!(secs("Z"), Some(0));
+        for bad in ["Asia/Shanghai", "+8", "+15:00", "+08:60", ""] {
+            assert_eq!(secs(bad), None, "{bad}");
+        }
     }
 
     #[test]

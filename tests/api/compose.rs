@@ -593,6 +593,33 @@ async fn uploads_raw_and_multipart_are_stored_and_owned() {
     assert_eq!(mp["sha256"], sha256_hex(&png));
     let mp_id = mp["id"].as_i64().expect("id");
 
+    // An RFC 5987 `filename*` is read too.
+    let body_bytes = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A.txt\r\n\r\nhi\r\n--{boundary}--\r\n"
+    );
+    let (status, body) = u
+        .send(
+            MEMBER,
+            &[],
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            body_bytes.into(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["filename"], "报告.txt");
+    assert_eq!(body["data"]["size"], 2);
+    let (status, _) = u
+        .app
+        .call(
+            MEMBER,
+            None,
+            "mailUploads:destroy",
+            &[("filterByTk", &body["data"]["id"].to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
     // Byte for byte on disk, under a random name.
     let rows = u
         .app
