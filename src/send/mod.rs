@@ -5,5 +5,6 @@
 pub mod address;
 pub mod compose;
 pub mod mime;
+pub mod request;
 pub mod signature;
 pub mod template;
