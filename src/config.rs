@@ -41,6 +41,18 @@ pub struct Settings {
     pub providers: ProviderSettings,
     pub sync: SyncSettings,
     pub dev: DevSettings,
+    pub mail: MailSettings,
+}
+
+/// Composing and sending.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// Where `mailAttachments:upload` keeps files until they are sent or expire.
+    pub upload_dir: PathBuf,
+    /// Largest upload; a larger one answers 413 before its body is read to the end.
+    pub upload_max_bytes: u64,
+    /// How long an upload stays usable.
+    pub upload_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +161,15 @@ struct Raw {
     providers: RawProviders,
     sync: RawSync,
     dev: RawDev,
+    mail: RawMail,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawMail {
+    upload_dir: Option<PathBuf>,
+    upload_max_bytes: Option<u64>,
+    upload_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -513,6 +534,21 @@ impl Settings {
             concurrency: positive("sync.concurrency", raw.sync.concurrency.unwrap_or(4))?,
         };
 
+        let mail = MailSettings {
+            upload_dir: match raw.mail.upload_dir {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => default_upload_dir(&database.url),
+            },
+            upload_max_bytes: positive(
+                "mail.upload_max_bytes",
+                raw.mail.upload_max_bytes.unwrap_or(DEFAULT_UPLOAD_MAX_BYTES),
+            )?,
+            upload_ttl_secs: positive(
+                "mail.upload_ttl_secs",
+                raw.mail.upload_ttl_secs.unwrap_or(24 * 3600),
+            )?,
+        };
+
         Ok(Settings {
             server,
             host,
@@ -521,8 +557,22 @@ impl Settings {
             providers,
             sync,
             dev,
+            mail,
         })
     }
+}
+
+/// 25 MiB: base64 makes it about 34 MB on the wire, inside Gmail's 35 MB message limit.
+pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 25 * 1024 * 1024;
+
+/// `uploads/` next to the SQLite file, or `./data/uploads` on PostgreSQL.
+fn default_upload_dir(database_url: &str) -> PathBuf {
+    if let Ok((crate::db::Backend::Sqlite, file)) = crate::db::parse_url(database_url) {
+        if let Some(dir) = Path::new(&file).parent() {
+            return dir.join("uploads");
+        }
+    }
+    PathBuf::from("data/uploads")
 }
 
 /// `config` reports errors as prose; pull the key out when it names one so the line stays useful.
@@ -721,6 +771,35 @@ mod tests {
             let err = Settings::load_from(None, e).expect_err(key);
             assert_eq!(err.key, *key, "{err}");
         }
+    }
+
+    #[test]
+    fn mail_upload_keys() {
+        let s = Settings::load_from(None, minimal()).expect("valid");
+        assert_eq!(s.mail.upload_dir, PathBuf::from("data/uploads"));
+        assert_eq!(s.mail.upload_max_bytes, DEFAULT_UPLOAD_MAX_BYTES);
+        assert_eq!(s.mail.upload_ttl_secs, 86_400);
+        let mut e = minimal();
+        e.extend(env(&[
+            ("EMAIL_MANAGER__DATABASE__URL", "sqlite:///var/lib/em/db.sqlite"),
+            ("EMAIL_MANAGER__MAIL__UPLOAD_MAX_BYTES", "1000"),
+        ]));
+        let s = Settings::load_from(None, e).expect("valid");
+        assert_eq!(s.mail.upload_dir, PathBuf::from("/var/lib/em/uploads"));
+        assert_eq!(s.mail.upload_max_bytes, 1000);
+        let mut e = minimal();
+        e.extend(env(&[
+            ("EMAIL_MANAGER__DATABASE__URL", "postgres://u@h/db"),
+            ("EMAIL_MANAGER__MAIL__UPLOAD_DIR", "/srv/uploads"),
+        ]));
+        let s = Settings::load_from(None, e).expect("valid");
+        assert_eq!(s.mail.upload_dir, PathBuf::from("/srv/uploads"));
+        let mut e = minimal();
+        e.push(("EMAIL_MANAGER__MAIL__UPLOAD_TTL_SECS".into(), "0".into()));
+        assert_eq!(
+            Settings::load_from(None, e).expect_err("zero").key,
+            "mail.upload_ttl_secs"
+        );
     }
 
     #[test]

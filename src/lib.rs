@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod providers;
 pub mod sandbox;
+pub mod send;
 pub mod startup;
 pub mod state;
 pub mod sync;

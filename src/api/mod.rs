@@ -4,7 +4,10 @@
 
 pub mod mail_accounts;
 pub mod mail_settings;
+pub mod mail_signatures;
 pub mod mail_sync_runs;
+pub mod mail_templates;
+pub mod mail_uploads;
 
 use std::collections::HashMap;
 
@@ -174,6 +177,10 @@ pub async fn dispatch(
             return Err(e);
         }
     };
+    // Uploads stream to disk under their own limit instead of being read as JSON.
+    if resource == "mailAttachments" && action == "upload" {
+        return mail_uploads::upload(&state, identity, params, &req, payload).await;
+    }
     let body = read_body(payload, state.settings.server.max_json_bytes).await?;
     let ctx = ActionCtx {
         identity,
@@ -191,6 +198,19 @@ pub async fn dispatch(
         ("mailAccounts", "sync") => mail_accounts::sync(&state, &ctx, false).await,
         ("mailAccounts", "resync") => mail_accounts::sync(&state, &ctx, true).await,
         ("mailSyncRuns", "list") => mail_sync_runs::list(&state, &ctx).await,
+        ("mailSignatures", "list") => mail_signatures::list(&state, &ctx).await,
+        ("mailSignatures", "get") => mail_signatures::get(&state, &ctx).await,
+        ("mailSignatures", "create") => mail_signatures::create(&state, &ctx).await,
+        ("mailSignatures", "update") => mail_signatures::update(&state, &ctx).await,
+        ("mailSignatures", "destroy") => mail_signatures::destroy(&state, &ctx).await,
+        ("mailTemplates", "list") => mail_templates::list(&state, &ctx).await,
+        ("mailTemplates", "get") => mail_templates::get(&state, &ctx).await,
+        ("mailTemplates", "create") => mail_templates::create(&state, &ctx).await,
+        ("mailTemplates", "update") => mail_templates::update(&state, &ctx).await,
+        ("mailTemplates", "destroy") => mail_templates::destroy(&state, &ctx).await,
+        ("mailTemplates", "preview") => mail_templates::preview(&state, &ctx).await,
+        ("mailUploads", "get") => mail_uploads::get(&state, &ctx).await,
+        ("mailUploads", "destroy") => mail_uploads::destroy(&state, &ctx).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownAction,
             format!("Unknown action {resource}:{action}"),
@@ -208,6 +228,16 @@ fn is_known(resource: &str, action: &str) -> bool {
                 "authorize" | "list" | "get" | "destroy" | "sync" | "resync"
             )
             | ("mailSyncRuns", "list")
+            | (
+                "mailSignatures",
+                "list" | "get" | "create" | "update" | "destroy"
+            )
+            | (
+                "mailTemplates",
+                "list" | "get" | "create" | "update" | "destroy" | "preview"
+            )
+            | ("mailAttachments", "upload")
+            | ("mailUploads", "get" | "destroy")
     )
 }
 

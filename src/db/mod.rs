@@ -4,6 +4,7 @@
 //! on the blocking thread pool so the async workers never wait on the disk.
 
 pub mod accounts;
+pub mod compose;
 pub mod messages;
 pub mod models;
 pub mod oauth_states;

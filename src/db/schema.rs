@@ -139,3 +139,104 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_attachments,
     mail_sync_runs
 );
+
+// ---- composing (issue 4) ----
+
+diesel::table! {
+    mail_signatures (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        html -> Text,
+        is_default -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_templates (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        subject -> Text,
+        html -> Text,
+        text_body -> Nullable<Text>,
+        shared -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_outgoing (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        account_id -> BigInt,
+        idempotency_key -> Text,
+        status -> Text,
+        mode -> Text,
+        request_json -> Text,
+        message_id -> Nullable<Text>,
+        provider_message_id -> Nullable<Text>,
+        provider_thread_id -> Nullable<Text>,
+        error -> Nullable<Text>,
+        attempts -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_uploads (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        filename -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        storage_name -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_drafts (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        account_id -> BigInt,
+        revision -> BigInt,
+        provider_draft_id -> Nullable<Text>,
+        fields_json -> Text,
+        provider_synced_revision -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_aliases (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        address -> Text,
+        name -> Text,
+        is_default -> Bool,
+        verified -> Bool,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(mail_outgoing -> mail_accounts (account_id));
+diesel::joinable!(mail_drafts -> mail_accounts (account_id));
+diesel::joinable!(mail_aliases -> mail_accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    mail_accounts,
+    mail_signatures,
+    mail_templates,
+    mail_outgoing,
+    mail_uploads,
+    mail_drafts,
+    mail_aliases
+);

@@ -169,47 +169,257 @@ fn snippet(text: &str) -> String {
     out.chars().take(SNIPPET_CHARS).collect()
 }
 
-/// Plain text of an HTML body, for snippets and search: tags dropped, entities of the common
-/// kind decoded, scripts and styles skipped.
+/// Plain text of an HTML body: for snippets and search, and the text/plain part of outgoing
+/// mail written in HTML. Block elements and `<br>` become line breaks, list items `- `, links
+/// keep their target (`label <https://…>`), images their `alt`; scripts, styles and comments are
+/// dropped; entities (named, decimal and hex) decoded; runs of spaces collapsed as a browser
+/// would; at most one blank line in a row.
 pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
+    let mut out = TextOut::default();
+    let mut links: Vec<Option<String>> = Vec::new();
     let mut rest = html;
     while let Some(open) = rest.find('<') {
-        out.push_str(&rest[..open]);
+        out.text(&decode_entities(&rest[..open]));
         rest = &rest[open..];
-        let lower: String = rest
+        if let Some(body) = rest.strip_prefix("<!--") {
+            rest = body.find("-->").map_or("", |i| &body[i + 3..]);
+            continue;
+        }
+        let Some(close) = tag_end(rest) else {
+            // A `<` that starts no tag is text.
+            out.text("<");
+            rest = &rest[1..];
+            continue;
+        };
+        let tag = &rest[1..close];
+        rest = &rest[close + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
             .chars()
-            .take(8)
+            .take_while(|c| c.is_ascii_alphanumeric())
             .collect::<String>()
             .to_ascii_lowercase();
-        let skip_to = if lower.starts_with("<script") {
-            Some("</script")
-        } else if lower.starts_with("<style") {
-            Some("</style")
-        } else {
-            None
-        };
-        if let Some(end_tag) = skip_to {
-            match rest.to_ascii_lowercase().find(end_tag) {
-                Some(i) => rest = &rest[i + end_tag.len()..],
-                None => rest = "",
+        match name.as_str() {
+            "script" | "style" | "head" | "title" | "template" if !closing => {
+                let end = format!("</{name}");
+                rest = match find_ascii_ci(rest, &end) {
+                    Some(i) => rest[i..].find('>').map_or("", |j| &rest[i + j + 1..]),
+                    None => "",
+                };
+            }
+            "br" => out.newline(),
+            "p" | "div" | "tr" | "table" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4" | "h5"
+            | "h6" | "blockquote" | "pre" | "section" | "article" | "header" | "footer" | "hr"
+            | "dl" | "dt" | "dd" => out.block(),
+            "li" if !closing => {
+                out.block();
+                out.raw("- ");
+            }
+            "td" | "th" if closing => out.text(" "),
+            "a" if !closing => links.push(attribute(tag, "href")),
+            "a" => {
+                let label = out.since_link_start();
+                if let Some(Some(href)) = links.pop() {
+                    let shown = href.strip_prefix("mailto:").unwrap_or(&href);
+                    if (href.starts_with("http://")
+                        || href.starts_with("https://")
+                        || href.starts_with("mailto:"))
+                        && label.trim() != shown
+                        && label.trim() != href
+                    {
+                        out.text(&format!(" <{shown}>"));
+                    }
+                }
+            }
+            "img" => {
+                if let Some(alt) = attribute(tag, "alt").filter(|a| !a.trim().is_empty()) {
+                    out.text(&alt);
+                }
+            }
+            _ => {}
+        }
+        if name == "a" && !closing {
+            out.mark_link_start();
+        }
+    }
+    out.text(&decode_entities(rest));
+    out.finish()
+}
+
+/// Builds the text: collapses spaces, tracks line starts, limits blank lines.
+#[derive(Default)]
+struct TextOut {
+    s: String,
+    link_start: Vec<usize>,
+}
+
+impl TextOut {
+    fn at_line_start(&self) -> bool {
+        self.s.is_empty() || self.s.ends_with('\n')
+    }
+    fn text(&mut self, t: &str) {
+        for c in t.chars() {
+            if c.is_whitespace() && c != '\u{a0}' {
+                if !self.at_line_start() && !self.s.ends_with(' ') {
+                    self.s.push(' ');
+                }
+            } else {
+                self.s.push(if c == '\u{a0}' { ' ' } else { c });
             }
         }
-        match rest.find('>') {
-            Some(close) => {
-                out.push(' ');
-                rest = &rest[close + 1..];
+    }
+    fn raw(&mut self, t: &str) {
+        self.s.push_str(t);
+    }
+    fn trim_line_end(&mut self) {
+        while self.s.ends_with(' ') {
+            self.s.pop();
+        }
+    }
+    fn newline(&mut self) {
+        self.trim_line_end();
+        self.s.push('\n');
+    }
+    /// A block starts or ends: a line break unless at one already.
+    fn block(&mut self) {
+        self.trim_line_end();
+        if !self.at_line_start() {
+            self.s.push('\n');
+        }
+    }
+    fn mark_link_start(&mut self) {
+        self.link_start.push(self.s.len());
+    }
+    fn since_link_start(&mut self) -> String {
+        let at = self.link_start.pop().unwrap_or(self.s.len());
+        self.s.get(at..).unwrap_or_default().to_string()
+    }
+    fn finish(self) -> String {
+        let mut out = String::with_capacity(self.s.len());
+        let mut blank = 0;
+        for line in self.s.lines() {
+            let line = line.trim_end();
+            if line.trim().is_empty() {
+                blank += 1;
+                continue;
             }
-            None => rest = "",
+            if !out.is_empty() {
+                out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+            }
+            blank = 0;
+            out.push_str(line.trim_start_matches(' '));
+        }
+        out
+    }
+}
+
+/// Where the tag that starts `s` (at `<`) ends, quotes respected; `None` when `<` starts no tag.
+fn tag_end(s: &str) -> Option<usize> {
+    let first = s[1..].chars().next()?;
+    if !(first.is_ascii_alphabetic() || first == '/' || first == '!' || first == '?') {
+        return None;
+    }
+    let mut quote: Option<char> = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
+    let n = needle.len();
+    haystack
+        .as_bytes()
+        .windows(n)
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The decoded value of attribute `name` in a tag's inside text.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(name) {
+        let at = from + i;
+        from = at + name.len();
+        let before_ok = lower[..at].ends_with(|c: char| c.is_whitespace());
+        let after = lower[from..].trim_start();
+        if !before_ok || !after.starts_with('=') {
+            continue;
+        }
+        let value_start = tag.len() - after.len() + 1;
+        let value = tag[value_start..].trim_start();
+        let raw = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or_default(),
+            _ => value
+                .split(|c: char| c.is_whitespace() || c == '>')
+                .next()
+                .unwrap_or_default(),
+        };
+        return Some(decode_entities(raw));
+    }
+    None
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let end = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map(|i| i + 1);
+        let (entity, consumed) = match end {
+            Some(e) if rest[e..].starts_with(';') => (&rest[1..e], e + 1),
+            _ => ("", 0),
+        };
+        let decoded = match entity {
+            "" => None,
+            "nbsp" => Some('\u{a0}'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "copy" => Some('©'),
+            "reg" => Some('®'),
+            "hellip" => Some('…'),
+            "mdash" => Some('—'),
+            "ndash" => Some('–'),
+            "lsquo" => Some('‘'),
+            "rsquo" => Some('’'),
+            "ldquo" => Some('“'),
+            "rdquo" => Some('”'),
+            "euro" => Some('€'),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse::<u32>().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[consumed..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
         }
     }
     out.push_str(rest);
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+    out
 }
 
 #[cfg(test)]
@@ -267,5 +477,25 @@ JVBERg==\r\n\
                 .collect::<Vec<_>>(),
             vec!["Hi", "there", "!"]
         );
+    }
+
+    #[test]
+    fn html_text_keeps_structure() {
+        let html = "<html><head><title>T</title><style>p{}</style></head><body>\
+            <p>Hello&nbsp;<b>Ann</b>,</p><p>line one<br>line   two</p>\
+            <!-- a <p>comment</p> --><ul><li>first</li><li>second &amp; more</li></ul>\
+            <div>See <a href=\"https://x.test/a?b=1&amp;c=2\">the page</a> or \
+            <a href=\"https://x.test/\">https://x.test/</a>, mail <a href=\"mailto:a@x.test\">me</a></div>\
+            <img src=\"cid:logo\" alt=\"Logo\"><p>&#233;t&#xE9; 1 &lt; 2 &bogus; a &amp b</p>\
+            <SCRIPT>evil()</SCRIPT><p></p><p></p><p>end</p></body></html>";
+        assert_eq!(
+            html_to_text(html),
+            "Hello Ann,\nline one\nline two\n- first\n- second & more\n\
+             See the page <https://x.test/a?b=1&c=2> or https://x.test/, mail me <a@x.test>\n\
+             Logo\nété 1 < 2 &bogus; a &amp b\nend"
+        );
+        assert_eq!(html_to_text("a < b and c>d"), "a < b and c>d");
+        assert_eq!(html_to_text("<p>x</p>\n\n<p>y</p>"), "x\ny");
+        assert_eq!(html_to_text("x<br><br><br><br>y"), "x\n\ny");
     }
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod browser;
+mod compose;
 mod helpers;
 mod linking;
 mod ops;

@@ -9,6 +9,9 @@ use email_manager::db::schema::{
     mail_accounts, mail_attachments, mail_folders, mail_messages, mail_settings, mail_sync_runs,
     oauth_states,
 };
+use email_manager::db::schema::{
+    mail_aliases, mail_drafts, mail_outgoing, mail_signatures, mail_templates, mail_uploads,
+};
 use email_manager::db::{Db, DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 use crate::helpers::fresh_database_url;
@@ -84,7 +87,13 @@ async fn schema_matches_the_migrations_and_they_revert() {
             mail_folders,
             mail_messages,
             mail_attachments,
-            mail_sync_runs
+            mail_sync_runs,
+            mail_signatures,
+            mail_templates,
+            mail_outgoing,
+            mail_uploads,
+            mail_drafts,
+            mail_aliases
         );
         for (table, cols) in expected {
             assert!(cols.len() >= 4, "{table}: {cols:?}");
