@@ -9,6 +9,7 @@ use email_manager::db::schema::{
     mail_accounts, mail_attachments, mail_folders, mail_messages, mail_settings, mail_sync_runs,
     oauth_states,
 };
+use email_manager::db::schema::{mail_message_counts, mail_outbox};
 use email_manager::db::{Db, DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 use crate::helpers::fresh_database_url;
@@ -84,7 +85,9 @@ async fn schema_matches_the_migrations_and_they_revert() {
             mail_folders,
             mail_messages,
             mail_attachments,
-            mail_sync_runs
+            mail_sync_runs,
+            mail_message_counts,
+            mail_outbox
         );
         for (table, cols) in expected {
             assert!(cols.len() >= 4, "{table}: {cols:?}");
