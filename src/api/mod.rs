@@ -6,6 +6,8 @@ pub mod mail_accounts;
 pub mod mail_settings;
 pub mod mail_sync_runs;
 
+pub mod filter;
+
 use std::collections::HashMap;
 
 use actix_web::http::Method;
