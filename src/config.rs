@@ -41,6 +41,18 @@ pub struct Settings {
     pub providers: ProviderSettings,
     pub sync: SyncSettings,
     pub dev: DevSettings,
+    pub mail: MailSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// Largest attachment `mailAttachments:download` serves; a larger one answers 413.
+    pub max_attachment_bytes: u64,
+    /// Delay before the first retry of a change the provider did not take; doubles per attempt
+    /// up to an hour.
+    pub outbox_retry_secs: u64,
+    /// Attempts after which a change the provider keeps failing is given up and undone here.
+    pub outbox_max_attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +161,15 @@ struct Raw {
     providers: RawProviders,
     sync: RawSync,
     dev: RawDev,
+    mail: RawMail,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+struct RawMail {
+    max_attachment_bytes: Option<u64>,
+    outbox_retry_secs: Option<u64>,
+    outbox_max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -513,6 +534,21 @@ impl Settings {
             concurrency: positive("sync.concurrency", raw.sync.concurrency.unwrap_or(4))?,
         };
 
+        let mail = MailSettings {
+            max_attachment_bytes: positive(
+                "mail.max_attachment_bytes",
+                raw.mail.max_attachment_bytes.unwrap_or(25 << 20),
+            )?,
+            outbox_retry_secs: positive(
+                "mail.outbox_retry_secs",
+                raw.mail.outbox_retry_secs.unwrap_or(30),
+            )?,
+            outbox_max_attempts: positive(
+                "mail.outbox_max_attempts",
+                raw.mail.outbox_max_attempts.unwrap_or(12),
+            )?,
+        };
+
         Ok(Settings {
             server,
             host,
@@ -521,6 +557,7 @@ impl Settings {
             providers,
             sync,
             dev,
+            mail,
         })
     }
 }
@@ -658,6 +695,7 @@ mod tests {
         );
         assert_eq!(s.host.admin_roles, vec!["root", "admin"]);
         assert_eq!(s.database.url, "sqlite://data/email-manager.db");
+        assert_eq!(s.mail.max_attachment_bytes, 25 * 1024 * 1024);
         assert_eq!(
             s.providers.google.token_url.as_str(),
             "https://oauth2.googleapis.com/token"

@@ -4,6 +4,8 @@
 //! on the blocking thread pool so the async workers never wait on the disk.
 
 pub mod accounts;
+pub mod message_changes;
+pub mod message_list;
 pub mod messages;
 pub mod models;
 pub mod oauth_states;
