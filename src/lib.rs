@@ -20,3 +20,4 @@ pub mod startup;
 pub mod state;
 pub mod sync;
 pub mod web;
+pub mod writeback;
