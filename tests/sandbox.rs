@@ -1137,3 +1137,865 @@ async fn oauth2_crate_compatibility() {
     assert!(last["headers"]["authorization"].is_null());
     sb.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mail: the Gmail and Graph mail endpoints and the mailbox controls
+
+async fn control(
+    c: &Client,
+    sb: &Sandbox,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = c.request(
+        method,
+        format!("{}/__sandbox/mailboxes/{path}", sb.base_url),
+    );
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn b64url(data: &str) -> Vec<u8> {
+    base64::engine::general_purpose::URL_SAFE
+        .decode(data)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn gmail_lists_gets_modifies_and_reports_history() {
+    let (sb, c, cfg) = start().await;
+    let tokens = google_tokens(&sb, &c, &cfg, "alice@gmail.test").await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let gmail = format!("{}/gmail/v1/users/me", sb.gmail_api_base());
+    let get = |path: String| c.get(format!("{gmail}/{path}")).bearer_auth(&token).send();
+
+    let (_, profile) = body(get("profile".into()).await.unwrap()).await;
+    let start_history: u64 = profile["historyId"].as_str().unwrap().parse().unwrap();
+    let (status, generated) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/generate",
+        Some(json!({"count": 150, "seed": 5, "days": 10})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{generated}");
+    assert_eq!(generated["ids"].as_array().unwrap().len(), 150);
+    let (_, mailbox) = control(&c, &sb, reqwest::Method::GET, "alice@gmail.test", None).await;
+    let all = mailbox["messages"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 150);
+    let (_, profile) = body(get("profile".into()).await.unwrap()).await;
+    assert_eq!(profile["messagesTotal"], 150);
+    assert!(
+        profile["historyId"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= start_history + 150
+    );
+
+    // Paging, newest first, spam and trash only when asked.
+    let mut listed = Vec::new();
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut path = "messages?maxResults=40&includeSpamTrash=true".to_string();
+        if let Some(t) = &page_token {
+            path.push_str(&format!("&pageToken={}", enc(t)));
+        }
+        let (status, page) = body(get(path).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["resultSizeEstimate"], 150);
+        for m in page["messages"].as_array().unwrap() {
+            listed.push(m["id"].as_str().unwrap().to_string());
+        }
+        match page["nextPageToken"].as_str() {
+            Some(t) => page_token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), 150);
+    let unique: std::collections::HashSet<_> = listed.iter().collect();
+    assert_eq!(unique.len(), 150, "no message listed twice");
+    let spam_or_trash = all
+        .iter()
+        .filter(|m| m["folder"] == "spam" || m["folder"] == "trash")
+        .count();
+    let (_, page) = body(get("messages?maxResults=500".into()).await.unwrap()).await;
+    assert_eq!(page["resultSizeEstimate"], 150 - spam_or_trash);
+    let (_, page) = body(
+        get("messages?maxResults=500&labelIds=INBOX&labelIds=UNREAD".into())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let unread_inbox = all
+        .iter()
+        .filter(|m| m["folder"] == "inbox" && m["unread"] == true)
+        .count();
+    assert_eq!(page["resultSizeEstimate"], unread_inbox);
+    let future = chrono::Utc::now().timestamp() + 60;
+    let (_, page) = body(get(format!("messages?q=after:{future}")).await.unwrap()).await;
+    assert_eq!(page["resultSizeEstimate"], 0);
+    assert!(page.get("messages").is_none());
+
+    // One message in every format.
+    let newest = &listed[0];
+    let (status, raw) = body(get(format!("messages/{newest}?format=raw")).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, detail) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("alice@gmail.test/messages/{newest}"),
+        None,
+    )
+    .await;
+    let control_raw = base64::engine::general_purpose::STANDARD
+        .decode(detail["raw"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(b64url(raw["raw"].as_str().unwrap()), control_raw);
+    assert_eq!(raw["threadId"], detail["threadId"]);
+    assert!(raw["internalDate"].as_str().unwrap().parse::<i64>().is_ok());
+    let (_, minimal) = body(
+        get(format!("messages/{newest}?format=minimal"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(minimal.get("payload").is_none() && minimal.get("raw").is_none());
+    assert!(minimal["labelIds"].is_array() && minimal["historyId"].is_string());
+    let (_, meta) = body(
+        get(format!(
+            "messages/{newest}?format=metadata&metadataHeaders=Subject&metadataHeaders=From"
+        ))
+        .await
+        .unwrap(),
+    )
+    .await;
+    let names: Vec<&str> = meta["payload"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // An attachment: full format names it, attachments.get serves its bytes.
+    let mut found = false;
+    for m in &all {
+        let id = m["id"].as_str().unwrap();
+        let (_, full) = body(get(format!("messages/{id}")).await.unwrap()).await;
+        fn attachments(part: &Value, out: &mut Vec<Value>) {
+            if part["body"]["attachmentId"].is_string() {
+                out.push(part.clone());
+            }
+            for p in part["parts"].as_array().into_iter().flatten() {
+                attachments(p, out);
+            }
+        }
+        let mut list = Vec::new();
+        attachments(&full["payload"], &mut list);
+        let Some(part) = list
+            .into_iter()
+            .find(|p| p["filename"].as_str().is_some_and(|f| !f.is_empty()))
+        else {
+            continue;
+        };
+        let aid = part["body"]["attachmentId"].as_str().unwrap();
+        let (status, a) = body(
+            get(format!("messages/{id}/attachments/{aid}"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        assert_eq!(a["size"], part["body"]["size"]);
+        assert_eq!(
+            b64url(a["data"].as_str().unwrap()).len() as u64,
+            a["size"].as_u64().unwrap()
+        );
+        found = true;
+        break;
+    }
+    assert!(found, "some generated message has an attachment");
+
+    // Labels: the system ones and the generated user labels.
+    let (_, labels) = body(get("labels".into()).await.unwrap()).await;
+    let labels = labels["labels"].as_array().unwrap();
+    assert!(labels
+        .iter()
+        .any(|l| l["id"] == "INBOX" && l["type"] == "system"));
+    let projects = labels.iter().find(|l| l["name"] == "Projects").unwrap();
+    assert_eq!(projects["type"], "user");
+    assert!(projects["id"].as_str().unwrap().starts_with("Label_"));
+    let (_, inbox) = body(get("labels/INBOX".into()).await.unwrap()).await;
+    assert_eq!(
+        inbox["messagesTotal"],
+        all.iter().filter(|m| m["folder"] == "inbox").count()
+    );
+
+    // Changes show in history, in order, with the labels after each change.
+    let (_, profile) = body(get("profile".into()).await.unwrap()).await;
+    let before = profile["historyId"].as_str().unwrap().to_string();
+    let target = &all
+        .iter()
+        .find(|m| m["unread"] == true && m["starred"] == false && m["folder"] == "inbox")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed: Vec<String> = listed.into_iter().filter(|id| id != target).collect();
+    let res = c
+        .post(format!("{gmail}/messages/{target}/modify"))
+        .bearer_auth(&token)
+        .json(&json!({"addLabelIds": ["STARRED"], "removeLabelIds": ["UNREAD"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, modified) = body(res).await;
+    assert_eq!(status, StatusCode::OK, "{modified}");
+    assert!(modified["labelIds"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("STARRED")));
+    let res = c
+        .post(format!("{gmail}/messages/batchModify"))
+        .bearer_auth(&token)
+        .json(&json!({"ids": [listed[2], listed[3]], "addLabelIds": [projects["id"]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = c
+        .post(format!("{gmail}/messages/{}/trash", listed[4]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::DELETE,
+        &format!("alice@gmail.test/messages/{}", listed[5]),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let res = c
+        .post(format!("{gmail}/messages/{target}/modify"))
+        .bearer_auth(&token)
+        .json(&json!({"addLabelIds": ["Label_999"]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, err) = body(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(err["error"]["status"], "INVALID_ARGUMENT");
+
+    let mut records = Vec::new();
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut path = format!("history?startHistoryId={before}&maxResults=2");
+        if let Some(t) = &page_token {
+            path.push_str(&format!("&pageToken={}", enc(t)));
+        }
+        let (status, page) = body(get(path).await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        records.extend(page["history"].as_array().cloned().unwrap_or_default());
+        match page["nextPageToken"].as_str() {
+            Some(t) => page_token = Some(t.to_string()),
+            None => {
+                assert!(
+                    page["historyId"].as_str().unwrap().parse::<u64>().unwrap()
+                        > before.parse::<u64>().unwrap()
+                );
+                break;
+            }
+        }
+    }
+    assert_eq!(records.len(), 5, "{records:#?}");
+    assert_eq!(records[0]["labelsAdded"][0]["labelIds"], json!(["STARRED"]));
+    assert_eq!(
+        records[0]["labelsRemoved"][0]["labelIds"],
+        json!(["UNREAD"])
+    );
+    assert_eq!(records[0]["labelsAdded"][0]["message"]["id"], json!(target));
+    assert!(records[3]["labelsAdded"][0]["message"]["labelIds"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("TRASH")));
+    assert_eq!(
+        records[4]["messagesDeleted"][0]["message"]["id"],
+        json!(listed[5])
+    );
+    let ids: Vec<u64> = records
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    // Filtered by type.
+    let (_, only_deleted) = body(
+        get(format!(
+            "history?startHistoryId={before}&historyTypes=messageDeleted"
+        ))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(only_deleted["history"].as_array().unwrap().len(), 1);
+    // New mail is messageAdded.
+    let (_, inserted) = control(&c, &sb, reqwest::Method::POST, "alice@gmail.test/messages", Some(json!({
+        "from": "Zoë <zoe@example.se>", "to": ["alice@gmail.test"], "subject": "Re: hello", "text": "hi", "inReplyTo": target,
+    }))).await;
+    assert_eq!(inserted["threadId"], detail_thread(&c, &sb, target).await);
+    let (_, latest) = body(
+        get(format!(
+            "history?startHistoryId={before}&historyTypes=messageAdded"
+        ))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        latest["history"][0]["messagesAdded"][0]["message"]["id"],
+        inserted["id"]
+    );
+    // The thread holds both, oldest first.
+    let thread = inserted["threadId"].as_str().unwrap();
+    let (status, t) = body(
+        get(format!("threads/{thread}?format=minimal"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let in_thread: Vec<&str> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        in_thread.contains(&target.as_str())
+            && in_thread.contains(&inserted["id"].as_str().unwrap())
+    );
+    let (_, threads) = body(
+        get("threads?maxResults=500&includeSpamTrash=true".into())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        threads["threads"].as_array().unwrap().len() < 150,
+        "replies share threads"
+    );
+
+    // Expired history: 404 in Google's shape; the new start point works.
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/expire-cursors",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, err) = body(
+        get(format!("history?startHistoryId={before}"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(err["error"]["errors"][0]["reason"], "notFound");
+    assert_eq!(err["error"]["status"], "NOT_FOUND");
+    let (_, profile) = body(get("profile".into()).await.unwrap()).await;
+    let (status, fresh) = body(
+        get(format!(
+            "history?startHistoryId={}",
+            profile["historyId"].as_str().unwrap()
+        ))
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    assert!(fresh.get("history").is_none());
+
+    // Errors: unknown and malformed ids, no token, someone else's mailbox.
+    let (status, err) = body(get("messages/0123456789abcdef".into()).await.unwrap()).await;
+    assert_eq!(
+        (status, err["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!(404))
+    );
+    let (status, _) = body(get("messages/not-an-id".into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let res = c.get(format!("{gmail}/messages")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let res = c
+        .get(format!(
+            "{}/gmail/v1/users/bob@gmail.test/messages",
+            sb.gmail_api_base()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    sb.stop().await;
+}
+
+async fn detail_thread(c: &Client, sb: &Sandbox, id: &str) -> Value {
+    let res = c
+        .get(format!(
+            "{}/__sandbox/mailboxes/alice@gmail.test/messages/{id}",
+            sb.base_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    body(res).await.1["threadId"].clone()
+}
+
+/// All pages of one delta round from `url`: the items and the delta link.
+async fn delta_round(c: &Client, token: &str, url: &str, page: usize) -> (Vec<Value>, String) {
+    let mut items = Vec::new();
+    let mut next = url.to_string();
+    loop {
+        let res = c
+            .get(&next)
+            .bearer_auth(token)
+            .header("Prefer", "IdType=\"ImmutableId\"")
+            .header("Prefer", format!("odata.maxpagesize={page}"))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = body(res).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let value = body["value"].as_array().unwrap();
+        assert!(value.len() <= page);
+        items.extend(value.iter().cloned());
+        if let Some(n) = body["@odata.nextLink"].as_str() {
+            assert!(body.get("@odata.deltaLink").is_none());
+            next = n.to_string();
+            continue;
+        }
+        return (
+            items,
+            body["@odata.deltaLink"].as_str().unwrap().to_string(),
+        );
+    }
+}
+
+#[tokio::test]
+async fn graph_folders_delta_moves_and_attachments() {
+    let (sb, c, cfg) = start().await;
+    let tokens = ms_tokens(&sb, &c, &cfg, "carol@contoso.test").await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let graph = sb.graph_api_base();
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "carol@contoso.test/generate",
+        Some(json!({"count": 120, "seed": 8, "days": 10})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, mailbox) = control(&c, &sb, reqwest::Method::GET, "carol@contoso.test", None).await;
+    let all = mailbox["messages"].as_array().unwrap().clone();
+
+    // Folders: paged list, lookup by well-known name.
+    let mut folders = Vec::new();
+    let mut next = format!("{graph}/me/mailFolders?$top=3");
+    loop {
+        let (status, page) = body(c.get(&next).bearer_auth(&token).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        folders.extend(page["value"].as_array().unwrap().iter().cloned());
+        match page["@odata.nextLink"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+    }
+    let names: Vec<&str> = folders
+        .iter()
+        .map(|f| f["displayName"].as_str().unwrap())
+        .collect();
+    for n in [
+        "Inbox",
+        "Sent Items",
+        "Drafts",
+        "Deleted Items",
+        "Junk Email",
+        "Archive",
+        "Projects",
+        "Receipts",
+    ] {
+        assert!(names.contains(&n), "{names:?}");
+    }
+    let (_, inbox) = body(
+        c.get(format!("{graph}/me/mailFolders/Inbox"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let in_inbox: Vec<&Value> = all.iter().filter(|m| m["folder"] == "inbox").collect();
+    assert_eq!(inbox["totalItemCount"], in_inbox.len());
+    let inbox_id = inbox["id"].as_str().unwrap().to_string();
+
+    // First round: every inbox message once, only the selected properties.
+    let first = format!("{graph}/me/mailFolders/inbox/messages/delta?$select=id,isRead,parentFolderId,conversationId");
+    let (items, delta_link) = delta_round(&c, &token, &first, 7).await;
+    let mut ids: Vec<&str> = items.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = in_inbox.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(items
+        .iter()
+        .all(|m| m.get("subject").is_none() && m["parentFolderId"] == json!(inbox_id)));
+    // Nothing changed: an empty round.
+    let (items, delta_link) = delta_round(&c, &token, &delta_link, 7).await;
+    assert!(items.is_empty(), "{items:?}");
+
+    // Move one out (immutable id kept), read one, delete one, and new mail arrives.
+    let moved = in_inbox[0]["id"].as_str().unwrap();
+    let res = c
+        .post(format!("{graph}/me/messages/{moved}/move"))
+        .bearer_auth(&token)
+        .header("Prefer", "IdType=\"ImmutableId\"")
+        .json(&json!({"destinationId": "archive"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, m) = body(res).await;
+    assert_eq!(status, StatusCode::CREATED, "{m}");
+    assert_eq!(m["id"], json!(moved));
+    let read = in_inbox[1]["id"].as_str().unwrap();
+    let res = c.patch(format!("{graph}/me/messages/{read}")).bearer_auth(&token)
+        .json(&json!({"isRead": !in_inbox[1]["unread"].as_bool().unwrap(), "flag": {"flagStatus": "flagged"}})).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let gone = in_inbox[2]["id"].as_str().unwrap();
+    let res = c
+        .delete(format!("{graph}/me/messages/{gone}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (_, new) = control(&c, &sb, reqwest::Method::POST, "carol@contoso.test/messages", Some(json!({
+        "from": "Ada <ada@example.org>", "to": ["carol@contoso.test"], "subject": "New one", "html": "<p>hello</p>",
+        "attachments": [{"filename": "a.bin", "contentType": "application/octet-stream", "data": base64::engine::general_purpose::STANDARD.encode([0u8, 1, 2, 255])}],
+    }))).await;
+    let (items, _) = delta_round(&c, &token, &delta_link, 2).await;
+    let by_id = |id: &str| {
+        items
+            .iter()
+            .find(|m| m["id"] == json!(id))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_id(moved)["@removed"]["reason"], "changed");
+    assert_eq!(by_id(gone)["@removed"]["reason"], "deleted");
+    assert_eq!(
+        by_id(read)["isRead"],
+        json!(!in_inbox[1]["unread"].as_bool().unwrap())
+    );
+    assert!(by_id(new["id"].as_str().unwrap())["conversationId"].is_string());
+    assert_eq!(items.len(), 4, "{items:#?}");
+    // The archive's own round shows the moved message there.
+    let (archived, _) = delta_round(
+        &c,
+        &token,
+        &format!("{graph}/me/mailFolders/archive/messages/delta?$select=parentFolderId"),
+        50,
+    )
+    .await;
+    assert!(archived.iter().any(|m| m["id"] == json!(moved)));
+
+    // Without immutable ids, a move changes the id.
+    let other = in_inbox[3]["id"].as_str().unwrap();
+    let (_, plain) = body(
+        c.get(format!("{graph}/me/messages/{other}?$select=subject"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let rest_id = plain["id"].as_str().unwrap().to_string();
+    assert_ne!(rest_id, other);
+    let (status, moved_plain) = body(
+        c.post(format!("{graph}/me/messages/{}/move", enc(&rest_id)))
+            .bearer_auth(&token)
+            .json(&json!({"destinationId": "deleteditems"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(moved_plain["id"].as_str().unwrap(), rest_id);
+    let (status, _) = body(
+        c.get(format!("{graph}/me/messages/{}", enc(&rest_id)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // MIME and attachments.
+    let id = new["id"].as_str().unwrap();
+    let res = c
+        .get(format!("{graph}/me/messages/{id}/$value"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mime = res.bytes().await.unwrap();
+    let (_, detail) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("carol@contoso.test/messages/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        mime.to_vec(),
+        base64::engine::general_purpose::STANDARD
+            .decode(detail["raw"].as_str().unwrap())
+            .unwrap()
+    );
+    let (_, full) = body(
+        c.get(format!("{graph}/me/messages/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(full["subject"], "New one");
+    assert_eq!(full["hasAttachments"], true);
+    assert_eq!(full["body"]["contentType"], "html");
+    assert_eq!(full["from"]["emailAddress"]["address"], "ada@example.org");
+    let (_, list) = body(
+        c.get(format!("{graph}/me/messages/{id}/attachments"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let a = &list["value"][0];
+    assert_eq!(
+        (a["name"].clone(), a["size"].clone(), a["isInline"].clone()),
+        (json!("a.bin"), json!(4), json!(false))
+    );
+    assert_eq!(a["contentBytes"], "AAEC/w==");
+    let aid = a["id"].as_str().unwrap();
+    let res = c
+        .get(format!("{graph}/me/messages/{id}/attachments/{aid}/$value"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().to_vec(), vec![0u8, 1, 2, 255]);
+
+    // Expired delta tokens: 410 in Graph's shape.
+    control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "carol@contoso.test/expire-cursors",
+        None,
+    )
+    .await;
+    let res = c.get(&delta_link).bearer_auth(&token).send().await.unwrap();
+    let (status, err) = body(res).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(err["error"]["code"], "SyncStateNotFound");
+    assert!(err["error"]["innerError"]["request-id"].is_string());
+
+    // Errors: bad $select, unknown message, no token, PATCH of a read-only property.
+    let (status, _) = body(
+        c.get(format!(
+            "{graph}/me/mailFolders/inbox/messages/delta?$select=nope"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, err) = body(
+        c.get(format!(
+            "{graph}/me/messages/AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0AAAAAAAA="
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("ErrorItemNotFound"))
+    );
+    let res = c
+        .get(format!("{graph}/me/mailFolders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = body(
+        c.patch(format!("{graph}/me/messages/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"subject": "x"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn mailbox_controls_validate_and_slow_faults_delay() {
+    let (sb, c, _) = start().await;
+    let (status, _) = control(&c, &sb, reqwest::Method::GET, "nobody@example.test", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/generate",
+        Some(json!({"count": 0, "seed": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/messages",
+        Some(json!({"raw": "!!", "subject": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/messages",
+        Some(json!({"bogus": 1})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, folder) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "dave@contoso.test/folders",
+        Some(json!({"name": "Clients"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{folder}");
+    let raw = "From: =?iso-8859-1?Q?Andr=E9?= <andre@example.test>\r\nSubject: =?shift_jis?B?k/qWe4zqgsyDZYNYg2c=?=\r\nMessage-ID: <raw-1@example.test>\r\n\r\nbody\r\n";
+    let (status, inserted) = control(&c, &sb, reqwest::Method::POST, "dave@contoso.test/messages", Some(json!({
+        "raw": base64::engine::general_purpose::STANDARD.encode(raw), "folder": "Clients", "unread": false, "starred": true,
+        "receivedAt": "2026-11-20T08:00:00Z",
+    }))).await;
+    assert_eq!(status, StatusCode::OK, "{inserted}");
+    let (_, m) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!(
+            "dave@contoso.test/messages/{}",
+            inserted["id"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(m["folder"], "Clients");
+    assert_eq!(m["subject"], "日本語のテスト");
+    assert_eq!(
+        (m["unread"].clone(), m["starred"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(m["messageIdHeader"], "<raw-1@example.test>");
+    assert_eq!(m["receivedAt"], "2026-11-20T08:00:00.000Z");
+    let (status, patched) = control(
+        &c,
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("dave@contoso.test/messages/{}", m["id"].as_str().unwrap()),
+        Some(json!({"folder": "trash", "labels": ["Red category"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (patched["folder"].clone(), patched["labels"].clone()),
+        (json!("trash"), json!(["Red category"]))
+    );
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("dave@contoso.test/messages/{}", m["id"].as_str().unwrap()),
+        Some(json!({"folder": "Nowhere"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A slow answer: the real one, after the delay.
+    let res = c
+        .post(format!("{}/__sandbox/faults", sb.base_url))
+        .json(&json!({"path_prefix": "/microsoft/graph", "delay_ms": 400, "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    let res = c
+        .get(format!("{}/me", sb.graph_api_base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the handler answered"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    let res = c
+        .post(format!("{}/__sandbox/faults", sb.base_url))
+        .json(&json!({"path_prefix": "/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "a fault needs a status or a delay"
+    );
+    sb.stop().await;
+}

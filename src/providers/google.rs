@@ -12,7 +12,7 @@ use serde_json::json;
 use super::http::{classify_status, ProviderHttp};
 use super::oauth::OAuthFlow;
 use super::{
-    folder, AuthorizationRequest, Change, MailProvider, MailboxIdentity, MessageChange,
+    folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
 use super::{attachments, AttachmentRef, AttachmentStream};
@@ -218,20 +218,36 @@ impl MailProvider for Google {
                 ProviderError::Permanent(format!("unreadable Gmail sync cursor: {e}"))
             })?,
         };
-        match cursor {
+        // User labels are folders here: their names are read when a listing or a run's
+        // history starts, so new and renamed labels show up.
+        let starting = matches!(
+            &cursor,
+            GmailCursor::Listing {
+                page_token: None,
+                ..
+            } | GmailCursor::History {
+                page_token: None,
+                ..
+            }
+        );
+        let mut page = match cursor {
             GmailCursor::Listing {
                 start_history_id,
                 page_token,
                 since,
             } => {
                 self.list_page(token, start_history_id, page_token, since)
-                    .await
+                    .await?
             }
             GmailCursor::History {
                 history_id,
                 page_token,
-            } => self.history_page(token, history_id, page_token).await,
+            } => self.history_page(token, history_id, page_token).await?,
+        };
+        if starting {
+            page.folders = self.user_labels(token).await?;
         }
+        Ok(page)
     }
 
     async fn fetch_raw(&self, token: &SecretString, id: &str) -> Result<Vec<u8>, ProviderError> {
@@ -251,6 +267,39 @@ impl MailProvider for Google {
         }
         let (add, remove) = label_delta(change)?;
         if add.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        // A message in a user label's folder stays there until that label goes too: moving to
+        // the archive or to another label takes each message's other user labels off.
+        let leaves_labels = change
+            .folder
+            .as_deref()
+            .is_some_and(|f| f == folder::ARCHIVE || f.starts_with("user:"));
+        if leaves_labels {
+            for id in ids {
+                let url = format!(
+                    "{}?format=minimal",
+                    self.gmail(&format!("messages/{}", path_segment(id)))
+                );
+                let current: GmailMessage = self.http.get_json(&url, token, classify).await?;
+                let mut remove = remove.clone();
+                remove.extend(
+                    current
+                        .label_ids
+                        .into_iter()
+                        .filter(|l| is_user_label(l) && !add.contains(l)),
+                );
+                self.http
+                    .send(
+                        Method::POST,
+                        &self.gmail(&format!("messages/{}/modify", path_segment(id))),
+                        token,
+                        Some(&json!({"addLabelIds": add, "removeLabelIds": remove})),
+                        &[],
+                        classify,
+                    )
+                    .await?;
+            }
             return Ok(());
         }
         // batchModify takes up to 1,000 ids per call.
@@ -526,6 +575,41 @@ impl Google {
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct LabelList {
+    #[serde(default)]
+    labels: Vec<Label>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Label {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+impl Google {
+    /// The user's own labels, as folders (`user:<label id>`).
+    async fn user_labels(&self, token: &SecretString) -> Result<Vec<FolderInfo>, ProviderError> {
+        let list: LabelList = self
+            .http
+            .get_json(&self.gmail("labels"), token, classify)
+            .await?;
+        Ok(list
+            .labels
+            .into_iter()
+            .filter(|l| l.kind == "user" || (l.kind.is_empty() && is_user_label(&l.id)))
+            .map(|l| FolderInfo {
+                folder: format!("user:{}", l.id),
+                name: l.name,
+                provider_folder_id: l.id,
+            })
+            .collect())
+    }
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String, ProviderError> {
     serde_json::to_string(value).map_err(|e| ProviderError::Permanent(e.to_string()))
 }
@@ -614,7 +698,25 @@ impl GmailMessage {
     }
 }
 
-/// Gmail has labels, not folders: the folder is the most telling system label.
+/// Gmail's system label ids; every other id (`Label_N`) is the user's own label.
+const SYSTEM_LABELS: [&str; 9] = [
+    "INBOX",
+    "SPAM",
+    "TRASH",
+    "UNREAD",
+    "STARRED",
+    "IMPORTANT",
+    "SENT",
+    "DRAFT",
+    "CHAT",
+];
+
+pub fn is_user_label(id: &str) -> bool {
+    !SYSTEM_LABELS.contains(&id) && !id.starts_with("CATEGORY_")
+}
+
+/// Gmail has labels, not folders: the folder is the most telling system label, else the first
+/// user label (a labelled message outside the inbox lives "in" that label), else the archive.
 pub fn gmail_state(
     id: &str,
     thread_id: Option<String>,
@@ -623,22 +725,24 @@ pub fn gmail_state(
 ) -> MessageState {
     let has = |l: &str| labels.iter().any(|x| x == l);
     let folder = if has("TRASH") {
-        folder::TRASH
+        folder::TRASH.to_string()
     } else if has("SPAM") {
-        folder::SPAM
+        folder::SPAM.to_string()
     } else if has("DRAFT") {
-        folder::DRAFTS
+        folder::DRAFTS.to_string()
     } else if has("INBOX") {
-        folder::INBOX
+        folder::INBOX.to_string()
     } else if has("SENT") {
-        folder::SENT
+        folder::SENT.to_string()
+    } else if let Some(label) = labels.iter().find(|l| is_user_label(l)) {
+        format!("user:{label}")
     } else {
-        folder::ARCHIVE
+        folder::ARCHIVE.to_string()
     };
     MessageState {
         provider_message_id: id.to_string(),
         thread_id,
-        folder: folder.to_string(),
+        folder,
         labels: labels.to_vec(),
         unread: has("UNREAD"),
         starred: has("STARRED"),
@@ -687,5 +791,19 @@ mod tests {
         ));
         let denied = r#"{"error":{"code":403,"message":"x","errors":[{"domain":"global","reason":"insufficientPermissions"}]}}"#;
         assert!(classify(StatusCode::FORBIDDEN, denied).is_none());
+    }
+
+    #[test]
+    fn folders_come_from_system_labels_then_user_labels() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let f = |v: &[&str]| gmail_state("1", None, &l(v), None).folder;
+        assert_eq!(f(&["INBOX", "Label_3", "UNREAD"]), "inbox");
+        assert_eq!(
+            f(&["CATEGORY_PERSONAL", "Label_3", "Label_1"]),
+            "user:Label_3"
+        );
+        assert_eq!(f(&["SENT", "Label_3"]), "sent");
+        assert_eq!(f(&["TRASH", "INBOX"]), "trash");
+        assert_eq!(f(&["IMPORTANT", "STARRED"]), "archive");
     }
 }

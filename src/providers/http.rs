@@ -68,24 +68,16 @@ impl ProviderHttp {
         }
     }
 
-    /// GET a JSON resource with a bearer token; errors are classified for the caller.
+    /// GET a JSON resource with a bearer token, retried like [`send`](Self::send); errors are
+    /// classified for the caller.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         url: &str,
         token: &SecretString,
         classify: Classifier,
     ) -> Result<T, ProviderError> {
-        let url = Url::parse(url)
-            .map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
-        self.check(&url)?;
-        let resp = self
-            .client
-            .get(url)
-            .bearer_auth(token.expose())
-            .send()
+        self.send_json(Method::GET, url, token, None, &[], classify)
             .await
-            .map_err(transport_error)?;
-        read_json(resp, classify).await
     }
 
     /// A bearer request with an optional JSON body, retried on 429/5xx/timeouts: `Retry-After` is
@@ -243,29 +235,15 @@ pub fn backoff(attempt: u32, err: &ProviderError) -> Duration {
     base.mul_f64(rand::Rng::gen_range(&mut rand::thread_rng(), 0.5..1.5))
 }
 
+/// `Retry-After` in seconds or as an HTTP date (RFC 9110 §10.2.3).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-async fn read_json<T: DeserializeOwned>(
-    resp: reqwest::Response,
-    classify: Classifier,
-) -> Result<T, ProviderError> {
-    let status = resp.status();
-    let wait = retry_after(resp.headers());
-    let body = resp.text().await.map_err(transport_error)?;
-    if status.is_success() {
-        return serde_json::from_str(&body)
-            .map_err(|e| ProviderError::Permanent(format!("unexpected provider response: {e}")));
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
     }
-    Err(classify_status(status, wait, &body, classify))
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis(wait.max(0) as u64))
 }
 
 /// The common part of error classification; `specific` handles each provider's quirks first
@@ -310,6 +288,19 @@ mod tests {
 
     fn none(_: StatusCode, _: &str) -> Option<ProviderError> {
         None
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        h.insert(RETRY_AFTER, later.parse().unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

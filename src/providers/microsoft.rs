@@ -1,6 +1,7 @@
 //! Microsoft: identity platform v2.0 (login.microsoftonline.com/{tenant}) and Microsoft Graph.
 
 use async_trait::async_trait;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -98,6 +99,10 @@ impl MailProvider for Microsoft {
     }
     fn uses_tenant(&self) -> bool {
         true
+    }
+
+    fn max_concurrency(&self) -> Option<usize> {
+        Some(MAILBOX_CONCURRENCY)
     }
 
     fn authorization_url(
@@ -227,29 +232,50 @@ impl MailProvider for Microsoft {
             .iter()
             .map(|f| (f.id.as_str(), f.key.as_str()))
             .collect();
-        let changes = page
-            .value
-            .into_iter()
+        let key_of = |m: &DeltaMessage| {
+            m.parent_folder_id
+                .as_deref()
+                .and_then(|p| keys.get(p).copied())
+                .map(str::to_string)
+        };
+        // `@removed` means "no longer in this folder": deleted, or moved to another folder (Graph
+        // says "deleted" for both). Asking for the message tells which, so a move whose
+        // destination is synced later in the round is not taken for a deletion.
+        let current_key = current.key.clone();
+        let changes: Vec<Change> = stream::iter(page.value)
             .map(|m| {
-                if m.removed.is_some() {
-                    Change::Removed {
-                        provider_message_id: m.id,
-                        folder: Some(current.key.clone()),
+                let current_key = current_key.clone();
+                async move {
+                    if m.removed.is_none() {
+                        let key = key_of(&m).unwrap_or(current_key);
+                        return Ok(Change::Present {
+                            state: m.state(key),
+                            raw: None,
+                        });
                     }
-                } else {
-                    let key = m
-                        .parent_folder_id
-                        .as_deref()
-                        .and_then(|p| keys.get(p).copied())
-                        .unwrap_or(current.key.as_str())
-                        .to_string();
-                    Change::Present {
-                        state: m.state(key),
-                        raw: None,
+                    match self.message_state(token, &m.id).await {
+                        Ok(now) => Ok(match key_of(&now) {
+                            Some(key) => Change::Present {
+                                state: now.state(key),
+                                raw: None,
+                            },
+                            // Moved somewhere not synced (a child folder): gone from here.
+                            None => Change::Removed {
+                                provider_message_id: m.id,
+                                folder: Some(current_key),
+                            },
+                        }),
+                        Err(ProviderError::NotFound) => Ok(Change::Removed {
+                            provider_message_id: m.id,
+                            folder: None,
+                        }),
+                        Err(e) => Err(e),
                     }
                 }
             })
-            .collect();
+            .buffered(MAILBOX_CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut full_listing_done = false;
         let mut caught_up = false;
         match (page.next_link, page.delta_link) {
@@ -420,6 +446,9 @@ mod tests {
         assert!(classify(StatusCode::BAD_REQUEST, "{}").is_none());
     }
 }
+
+/// Graph serves at most 4 concurrent requests per mailbox (more answer 429).
+pub const MAILBOX_CONCURRENCY: usize = 4;
 
 /// Properties the delta query asks for: the state that changes; the content comes from the MIME.
 const DELTA_SELECT: &str =
@@ -658,6 +687,27 @@ impl Microsoft {
             full_listing_done: false,
             folders: infos,
         })
+    }
+
+    /// A message's current state (the properties a delta page carries).
+    async fn message_state(
+        &self,
+        token: &SecretString,
+        id: &str,
+    ) -> Result<DeltaMessage, ProviderError> {
+        self.http
+            .send_json(
+                Method::GET,
+                &self.graph(&format!(
+                    "/me/messages/{}?$select={DELTA_SELECT}",
+                    segment(id)
+                )),
+                token,
+                None,
+                &GRAPH_PREFER,
+                classify,
+            )
+            .await
     }
 
     async fn move_to(

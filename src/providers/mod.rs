@@ -116,6 +116,11 @@ pub trait MailProvider: Send + Sync {
     fn uses_tenant(&self) -> bool {
         false
     }
+    /// The provider's limit on concurrent requests per mailbox, if it has one (Graph: 4); sync
+    /// downloads stay within it whatever `sync.concurrency` says.
+    fn max_concurrency(&self) -> Option<usize> {
+        None
+    }
 
     /// Builds the consent URL (PKCE S256, random state, offline access).
     fn authorization_url(

@@ -1,5 +1,6 @@
-//! Test controls under `/__sandbox`: expire/revoke tokens, inject faults, revoke host JWTs and
-//! look at what the sandbox saw. Not part of any real provider.
+//! Test controls under `/__sandbox`: expire/revoke tokens, inject faults (error answers, slow
+//! answers), revoke host JWTs and look at what the sandbox saw; the mailbox controls are in
+//! `mailboxes`. Not part of any real provider.
 
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
@@ -12,8 +13,9 @@ use super::microsoft::{graph_error, ms_error_body};
 use super::{json_response, now, query, Fault, Kind, Shared};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    let scope = super::mailboxes::routes(web::scope("/__sandbox"));
     cfg.service(
-        web::scope("/__sandbox")
+        scope
             .route("/tokens", web::get().to(tokens))
             .route("/tokens/expire", web::post().to(expire))
             .route("/tokens/revoke", web::post().to(revoke))
@@ -110,13 +112,16 @@ async fn tokens(data: web::Data<Shared>) -> HttpResponse {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FaultSpec {
     method: Option<String>,
     path_prefix: String,
-    status: u16,
+    /// Absent with `delay_ms`: the real answer, late.
+    status: Option<u16>,
     count: Option<u64>,
     retry_after: Option<Value>,
     body: Option<Value>,
+    delay_ms: Option<u64>,
 }
 
 async fn add_fault(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
@@ -124,8 +129,13 @@ async fn add_fault(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
         Ok(s) => s,
         Err(res) => return res,
     };
-    if !(100..=599).contains(&spec.status) {
-        return bad(format!("status {} is not an HTTP status", spec.status));
+    match (spec.status, spec.delay_ms) {
+        (None, None) => return bad("a fault needs a status, a delay_ms or both".into()),
+        (Some(status), _) if !(100..=599).contains(&status) => {
+            return bad(format!("status {status} is not an HTTP status"))
+        }
+        (_, Some(ms)) if ms > 600_000 => return bad("delay_ms is at most 600000".into()),
+        _ => {}
     }
     let retry_after = match spec.retry_after {
         None | Some(Value::Null) => None,
@@ -144,6 +154,7 @@ async fn add_fault(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
         remaining: spec.count.unwrap_or(1),
         retry_after,
         body: spec.body.filter(|b| !b.is_null()),
+        delay_ms: spec.delay_ms,
     };
     data.state().faults.push(fault);
     json_response(200, json!({ "ok": true }))
@@ -193,8 +204,8 @@ async fn registrations(data: web::Data<Shared>) -> HttpResponse {
 }
 
 /// The injected answer: the given body, else what that service sends for that status.
-pub(crate) fn fault_response(path: &str, fault: &Fault) -> HttpResponse {
-    let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+pub(crate) fn fault_response(path: &str, fault: &Fault, status: u16) -> HttpResponse {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = fault
         .body
         .clone()

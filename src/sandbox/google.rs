@@ -1,5 +1,5 @@
-//! Google: OAuth 2.0 (accounts.google.com, oauth2.googleapis.com), OpenID userinfo and the Gmail
-//! profile, under `/google`.
+//! Google: OAuth 2.0 (accounts.google.com, oauth2.googleapis.com) and OpenID userinfo, under
+//! `/google`; the Gmail API is in `gmail`.
 
 use std::collections::HashMap;
 
@@ -22,11 +22,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/google/token", web::post().to(token))
         // Google still honours the old GET form of revoke.
         .route("/google/revoke", web::route().to(revoke))
-        .route("/google/v1/userinfo", web::route().to(userinfo))
-        .route(
-            "/google/gmail/v1/users/{user}/profile",
-            web::get().to(profile),
-        );
+        .route("/google/v1/userinfo", web::route().to(userinfo));
 }
 
 /// An authorization request that passed Google's checks.
@@ -405,50 +401,4 @@ pub(crate) fn gmail_error(code: u16, message: &str, reason: &str, status: &str) 
         "errors": [{ "message": message, "domain": "global", "reason": reason }],
         "status": status,
     }})
-}
-
-fn gmail_unauthenticated() -> HttpResponse {
-    let body = json!({ "error": {
-        "code": 401,
-        "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
-        "errors": [{
-            "message": "Invalid Credentials",
-            "domain": "global",
-            "reason": "authError",
-            "location": "Authorization",
-            "locationType": "header",
-        }],
-        "status": "UNAUTHENTICATED",
-    }});
-    let mut res = json_response(401, body);
-    res.headers_mut().insert(
-        actix_web::http::header::WWW_AUTHENTICATE,
-        actix_web::http::header::HeaderValue::from_static(
-            "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\"",
-        ),
-    );
-    res
-}
-
-async fn profile(
-    req: HttpRequest,
-    user: web::Path<String>,
-    data: web::Data<Shared>,
-) -> HttpResponse {
-    let owner = data.state().access_owner(Provider::Google, bearer(&req));
-    let Some(m) = owner else {
-        return gmail_unauthenticated();
-    };
-    // "me" or the mailbox's own address; anything else is somebody else's mailbox.
-    if *user != "me" && !user.eq_ignore_ascii_case(m.email) {
-        let message = format!("Delegation denied for {}", m.email);
-        return json_response(
-            403,
-            gmail_error(403, &message, "forbidden", "PERMISSION_DENIED"),
-        );
-    }
-    json_response(
-        200,
-        json!({ "emailAddress": m.email, "messagesTotal": 0, "threadsTotal": 0, "historyId": "1000" }),
-    )
 }

@@ -1,9 +1,8 @@
 //! Microsoft identity platform v2.0 (login.microsoftonline.com) and Graph `/me`, under
-//! `/microsoft`. There is deliberately no revocation endpoint: Microsoft has none.
+//! `/microsoft`; Graph mail is in `graph`. There is deliberately no revocation endpoint: Microsoft has none.
 
 use std::collections::HashMap;
 
-use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
@@ -521,17 +520,7 @@ async fn me(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
     let token = bearer(&req);
     let owner = data.state().access_owner(Provider::Microsoft, token);
     let Some(m) = owner else {
-        let message = if token.is_none() {
-            "Access token is empty."
-        } else {
-            "Access token has expired or is not yet valid."
-        };
-        let mut res = json_response(401, graph_error("InvalidAuthenticationToken", message));
-        res.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""),
-        );
-        return res;
+        return super::graph::unauthenticated(token.is_some());
     };
     json_response(
         200,

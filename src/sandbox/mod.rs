@@ -3,17 +3,25 @@
 //! the adapters can be tested offline without knowing they are not talking to the real services.
 //!
 //! Everything lives in one `Arc<Mutex<State>>`: the sandbox is a test tool, serves one worker and
-//! small volumes, so a single lock keeps the behaviour easy to reason about.
+//! small volumes, so a single lock keeps the behaviour easy to reason about. Each seeded mailbox
+//! has a mail store (`store`) that the Gmail (`gmail`) and Graph (`graph`) endpoints serve and
+//! the control endpoints (`mailboxes`) fill and change.
 
 // Request parsers return the ready-made error response as their `Err`; the size is irrelevant for a
 // test server and boxing every early return would only add noise.
 #![allow(clippy::result_large_err)]
 
 mod control;
+mod generate;
+mod gmail;
 mod google;
+mod graph;
 mod host;
+mod mailboxes;
 mod microsoft;
+mod mime;
 mod pages;
+mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -75,7 +83,9 @@ impl Sandbox {
                 .app_data(web::PayloadConfig::new(40 << 20))
                 .wrap(from_fn(intercept))
                 .configure(google::routes)
+                .configure(gmail::routes)
                 .configure(microsoft::routes)
+                .configure(graph::routes)
                 .configure(host::routes)
                 .configure(control::routes)
                 .default_service(web::to(not_found))
@@ -276,10 +286,13 @@ impl Token {
 pub(crate) struct Fault {
     pub method: Option<String>,
     pub path_prefix: String,
-    pub status: u16,
+    /// None: the real answer, only late (`delay_ms`).
+    pub status: Option<u16>,
     pub remaining: u64,
     pub retry_after: Option<String>,
     pub body: Option<Value>,
+    /// Wait this long before answering (slow responses, client timeouts).
+    pub delay_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -292,6 +305,8 @@ pub(crate) struct State {
     pub requests_dropped: usize,
     pub registrations: Vec<Value>,
     pub revoked_jtis: HashSet<String>,
+    /// Mail of the seeded mailboxes, created on first use.
+    mail: HashMap<&'static str, store::Store>,
     next_grant: u64,
 }
 
@@ -304,6 +319,17 @@ pub(crate) struct Issued {
 const MAX_REQUESTS: usize = 10_000;
 
 impl State {
+    /// The mail store of a seeded mailbox.
+    pub fn store(&mut self, mailbox: &'static Mailbox) -> &mut store::Store {
+        self.mail.entry(mailbox.email).or_insert_with(|| {
+            let tag = MAILBOXES
+                .iter()
+                .position(|m| m.email == mailbox.email)
+                .unwrap_or_default() as u8;
+            store::Store::new(mailbox, tag)
+        })
+    }
+
     /// Appends a request record and returns its sequence number (stable across trimming).
     fn record(&mut self, record: Value) -> usize {
         if self.requests.len() >= MAX_REQUESTS {
@@ -436,9 +462,12 @@ async fn intercept(
         (seq, fault)
     };
 
-    let res = match fault {
-        Some(fault) => {
-            let response = control::fault_response(req.path(), &fault);
+    if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    let res = match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
+        Some((fault, status)) => {
+            let response = control::fault_response(req.path(), fault, status);
             req.into_response(response)
         }
         None => next.call(req).await?.map_into_boxed_body(),

@@ -265,10 +265,9 @@ async fn sync_pages(
                 return Err(e.into());
             }
         };
-        refreshed = false;
         let caught_up = page.caught_up;
         let new_cursor = page.cursor.clone();
-        let counts = apply_page(
+        let counts = match apply_page(
             state,
             provider.as_ref(),
             &token,
@@ -278,7 +277,19 @@ async fn sync_pages(
             since,
             page,
         )
-        .await?;
+        .await
+        {
+            Ok(c) => c,
+            // The token was refused while downloading (expired or revoked meanwhile): refresh
+            // once and fetch the same page again; nothing of it was committed.
+            Err(RunError::Provider(ProviderError::Unauthorized)) if !refreshed => {
+                refreshed = true;
+                tokens::access_token(state, provider.as_ref(), account_id, true).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        refreshed = false;
         total += counts;
         cursor = Some(new_cursor);
         let owner = state.sync.owner.clone();
@@ -341,7 +352,13 @@ async fn apply_page(
         .collect();
     let fetched: Vec<(usize, Result<Vec<u8>, ProviderError>)> = stream::iter(to_fetch)
         .map(|(i, id)| async move { (i, provider.fetch_raw(token, &id).await) })
-        .buffer_unordered(state.settings.sync.concurrency)
+        .buffer_unordered(
+            provider
+                .max_concurrency()
+                .map_or(state.settings.sync.concurrency, |max| {
+                    state.settings.sync.concurrency.min(max)
+                }),
+        )
         .collect()
         .await;
     let mut raws: std::collections::HashMap<usize, Vec<u8>> = Default::default();

@@ -8,4 +8,5 @@ mod linking;
 mod ops;
 mod schema;
 mod settings;
+mod sync;
 mod webdriver;

@@ -127,6 +127,15 @@ impl TestApp {
         out
     }
 
+    /// The user's account for `email` as `mailAccounts:list` shows it.
+    pub async fn account(&self, user: i64, email: &str) -> Value {
+        self.accounts(user)
+            .await
+            .into_iter()
+            .find(|a| a["email"] == email)
+            .expect("account listed")
+    }
+
     /// `mailAccounts:sync` with `wait`, until a run ends without error.
     pub async fn sync_now(&self, user: i64, account_id: i64, action: &str) -> Value {
         let (status, body) = self
@@ -157,7 +166,11 @@ fn normalise_folder(f: &str) -> String {
 }
 
 async fn linked(app: &TestApp, email: &str) -> i64 {
-    let provider = if email == GMAIL { "google" } else { "microsoft" };
+    let provider = if email == GMAIL {
+        "google"
+    } else {
+        "microsoft"
+    };
     app.link(MEMBER, provider, email).await["id"]
         .as_i64()
         .expect("id")
@@ -167,8 +180,16 @@ async fn assert_in_step(app: &TestApp, email: &str, account_id: i64) {
     let want = app.sandbox_mailbox(email).await;
     let got = app.stored(account_id).await;
     assert!(!want.is_empty(), "the sandbox mailbox is empty");
-    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
-    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(5)
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "{email}: {} at the sandbox, {} here; missing {missing:?}, extra {extra:?}",
@@ -222,8 +243,20 @@ async fn both_mailboxes_sync_completely_and_follow_provider_changes() {
 
         // Changes made at the provider: read, star, move, delete, new mail.
         let ids: Vec<String> = first.keys().cloned().collect();
-        patch_message(&app, email, &ids[0], json!({"unread": !first[&ids[0]].unread})).await;
-        patch_message(&app, email, &ids[1], json!({"starred": !first[&ids[1]].starred})).await;
+        patch_message(
+            &app,
+            email,
+            &ids[0],
+            json!({"unread": !first[&ids[0]].unread}),
+        )
+        .await;
+        patch_message(
+            &app,
+            email,
+            &ids[1],
+            json!({"starred": !first[&ids[1]].starred}),
+        )
+        .await;
         patch_message(&app, email, &ids[2], json!({"folder": "archive"})).await;
         patch_message(&app, email, &ids[3], json!({"folder": "trash"})).await;
         delete_message(&app, email, &ids[4]).await;
@@ -298,10 +331,19 @@ async fn an_expired_cursor_resyncs_without_losing_or_duplicating_anything() {
             .expect("todo");
         let ids: Vec<String> = app.stored(id).await.keys().cloned().collect();
         delete_message(&app, email, &ids[10]).await;
-        patch_message(&app, email, &ids[11], json!({"unread": true, "starred": true})).await;
+        patch_message(
+            &app,
+            email,
+            &ids[11],
+            json!({"unread": true, "starred": true}),
+        )
+        .await;
         app.generate(email, 3, 12).await;
-        app.sandbox_post(&format!("/__sandbox/mailboxes/{email}/expire-cursors"), json!({}))
-            .await;
+        app.sandbox_post(
+            &format!("/__sandbox/mailboxes/{email}/expire-cursors"),
+            json!({}),
+        )
+        .await;
 
         let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
         assert_eq!(run["kind"], "resync", "{run}");
@@ -503,7 +545,11 @@ async fn replicas_share_the_sync_work_through_leases() {
     let mut ids = Vec::new();
     for (i, (email, provider)) in mailboxes.iter().enumerate() {
         app.generate(email, 300, 60 + i as u64).await;
-        ids.push(app.link(MEMBER, provider, email).await["id"].as_i64().expect("id"));
+        ids.push(
+            app.link(MEMBER, provider, email).await["id"]
+                .as_i64()
+                .expect("id"),
+        );
     }
     let logs = tempfile::tempdir().expect("dir");
     let extra = [
@@ -530,7 +576,10 @@ async fn replicas_share_the_sync_work_through_leases() {
             let (_, finished, _) = pair[0];
             let (next_start, _, _) = pair[1];
             if let Some(finished) = finished {
-                assert!(finished <= next_start, "{email}: overlapping runs {spans:?}");
+                assert!(
+                    finished <= next_start,
+                    "{email}: overlapping runs {spans:?}"
+                );
             }
         }
     }

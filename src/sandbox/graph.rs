@@ -1,0 +1,1090 @@
+//! Microsoft Graph v1.0 mail under `/microsoft/graph/v1.0/me`: mail folders, per-folder
+//! `messages/delta`, messages (GET with `$select`, PATCH, DELETE, move, permanentDelete,
+//! `$value`) and their file attachments. Shapes follow `provider-specs/msgraph-*`.
+//!
+//! Delta tokens are opaque to clients but carry their own state (folder, the change number the
+//! round was taken at, where the page stopped, the `$select` and `$filter` of the first request),
+//! so the sandbox keeps no per-client sessions; a token older than the store's `log_start` is
+//! expired and answers 410.
+
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::microsoft::graph_error;
+use super::mime::{self, Person};
+use super::store::{Folder, Msg, Store, StoreError, GRAPH_ROOT_ID};
+use super::{bearer, json_response, Kind, Mailbox, Provider, Shared};
+
+const BASE: &str = "/microsoft/graph/v1.0/me";
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    let r = |path: &str| format!("{BASE}{path}");
+    cfg.route(&r("/mailFolders"), web::get().to(list_folders))
+        .route(&r("/mailFolders"), web::post().to(create_folder))
+        .route(&r("/mailFolders/{folder}"), web::get().to(get_folder))
+        .route(
+            &r("/mailFolders/{folder}/childFolders"),
+            web::get().to(child_folders),
+        )
+        .route(
+            &r("/mailFolders/{folder}/messages"),
+            web::get().to(folder_messages),
+        )
+        .route(
+            &r("/mailFolders/{folder}/messages/delta"),
+            web::get().to(delta),
+        )
+        .route(
+            &r("/mailFolders/{folder}/messages/microsoft.graph.delta()"),
+            web::get().to(delta),
+        )
+        .route(&r("/messages/{id}"), web::get().to(get_message))
+        .route(&r("/messages/{id}"), web::patch().to(patch_message))
+        .route(&r("/messages/{id}"), web::delete().to(delete_message))
+        .route(&r("/messages/{id}/move"), web::post().to(move_message))
+        .route(
+            &r("/messages/{id}/permanentDelete"),
+            web::post().to(delete_message),
+        )
+        .route(&r("/messages/{id}/$value"), web::get().to(mime_value))
+        .route(&r("/messages/{id}/attachments"), web::get().to(attachments))
+        .route(
+            &r("/messages/{id}/attachments/{attachment}"),
+            web::get().to(attachment),
+        )
+        .route(
+            &r("/messages/{id}/attachments/{attachment}/$value"),
+            web::get().to(attachment_value),
+        );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and access
+
+fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+    json_response(status, graph_error(code, message))
+}
+
+fn not_found() -> HttpResponse {
+    error(
+        404,
+        "ErrorItemNotFound",
+        "The specified object was not found in the store.",
+    )
+}
+
+fn bad_request(message: &str) -> HttpResponse {
+    error(400, "BadRequest", message)
+}
+
+fn store_error(e: StoreError) -> HttpResponse {
+    match e {
+        StoreError::NotFound => not_found(),
+        StoreError::Invalid(m) => bad_request(&m),
+    }
+}
+
+/// Graph's 401: an error body and the `WWW-Authenticate` challenge.
+pub(crate) fn unauthenticated(token_sent: bool) -> HttpResponse {
+    let message = if token_sent {
+        "Access token has expired or is not yet valid."
+    } else {
+        "Access token is empty."
+    };
+    let mut res = json_response(401, graph_error("InvalidAuthenticationToken", message));
+    res.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""),
+    );
+    res
+}
+
+fn owner(req: &HttpRequest, data: &Shared, write: bool) -> Result<&'static Mailbox, HttpResponse> {
+    let state = data.state();
+    let token = bearer(req);
+    let Some(mailbox) = state.access_owner(Provider::Microsoft, token) else {
+        return Err(unauthenticated(token.is_some()));
+    };
+    let scope = token
+        .and_then(|t| state.find(Provider::Microsoft, Kind::Access, t))
+        .map(|t| t.scope.clone())
+        .unwrap_or_default();
+    // Scopes may come bare (Mail.Read) or as the resource URL (https://graph.microsoft.com/Mail.Read).
+    let has = |s: &str| {
+        scope.split_whitespace().any(|x| {
+            x.rsplit('/')
+                .next()
+                .is_some_and(|x| x.eq_ignore_ascii_case(s))
+        })
+    };
+    let allowed = has("Mail.ReadWrite") || (!write && (has("Mail.Read") || has("Mail.ReadBasic")));
+    if !allowed {
+        return Err(error(
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        ));
+    }
+    Ok(mailbox)
+}
+
+fn pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The `Prefer` preferences of a request (several headers or comma-separated ones).
+struct Prefer {
+    immutable: bool,
+    max_page: Option<usize>,
+}
+
+fn prefer(req: &HttpRequest) -> Prefer {
+    let mut p = Prefer {
+        immutable: false,
+        max_page: None,
+    };
+    for value in req.headers().get_all("prefer") {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',').map(str::trim) {
+            let lower = item.to_ascii_lowercase().replace(' ', "");
+            if lower == "idtype=\"immutableid\"" || lower == "idtype=immutableid" {
+                p.immutable = true;
+            } else if let Some(n) = lower.strip_prefix("odata.maxpagesize=") {
+                p.max_page = n.parse().ok();
+            }
+        }
+    }
+    p
+}
+
+/// Where links in answers point: the origin the client called, and Graph's path.
+fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}{BASE}", info.scheme(), info.host())
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+
+fn folder_json(store: &Store, f: &Folder) -> Value {
+    let (mut total, mut unread) = (0, 0);
+    for m in store.messages().filter(|m| m.folder_id == f.id) {
+        total += 1;
+        if !m.is_read {
+            unread += 1;
+        }
+    }
+    json!({
+        "id": f.id,
+        "displayName": f.name,
+        "parentFolderId": GRAPH_ROOT_ID,
+        "childFolderCount": 0,
+        "unreadItemCount": unread,
+        "totalItemCount": total,
+        "isHidden": false,
+    })
+}
+
+fn recipient(p: &Person) -> Value {
+    json!({ "emailAddress": { "name": p.name, "address": p.address } })
+}
+
+fn change_key(m: &Msg) -> String {
+    format!("CQAAABYAAAC{}", b64(&m.history_id.to_be_bytes()))
+}
+
+/// The properties `GET /messages/{id}` returns by default, in Graph's order.
+const DEFAULT_PROPERTIES: [&str; 28] = [
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "categories",
+    "receivedDateTime",
+    "sentDateTime",
+    "hasAttachments",
+    "internetMessageId",
+    "subject",
+    "bodyPreview",
+    "importance",
+    "parentFolderId",
+    "conversationId",
+    "conversationIndex",
+    "isDeliveryReceiptRequested",
+    "isReadReceiptRequested",
+    "isRead",
+    "isDraft",
+    "webLink",
+    "inferenceClassification",
+    "body",
+    "sender",
+    "from",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "replyTo",
+    "flag",
+];
+
+const OTHER_PROPERTIES: [&str; 2] = ["internetMessageHeaders", "uniqueBody"];
+
+/// `$select` as property names in their canonical case; unknown names are an error as in Graph.
+fn select(pairs: &[(String, String)]) -> Result<Option<Vec<&'static str>>, HttpResponse> {
+    let Some(raw) = one(pairs, "$select") else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name.eq_ignore_ascii_case("id") {
+            continue;
+        }
+        match DEFAULT_PROPERTIES
+            .iter()
+            .chain(OTHER_PROPERTIES.iter())
+            .find(|p| p.eq_ignore_ascii_case(name))
+        {
+            Some(p) => out.push(*p),
+            None => {
+                return Err(error(
+                    400,
+                    "RequestBroker--ParseUri",
+                    &format!(
+                    "Could not find a property named '{name}' on type 'microsoft.graph.message'."
+                ),
+                ))
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+fn message_json(m: &Msg, select: Option<&[&str]>, immutable: bool) -> Value {
+    let id = if immutable { &m.id } else { &m.rest_id };
+    let mut v = Map::new();
+    v.insert("@odata.type".into(), json!("#microsoft.graph.message"));
+    v.insert(
+        "@odata.etag".into(),
+        json!(format!("W/\"{}\"", change_key(m))),
+    );
+    v.insert("id".into(), json!(id));
+    let props: Vec<&str> = match select {
+        Some(list) => list.to_vec(),
+        None => DEFAULT_PROPERTIES.to_vec(),
+    };
+    let body = props
+        .iter()
+        .any(|p| *p == "body" || *p == "uniqueBody")
+        .then(|| mime::body(&m.raw));
+    let s = &m.summary;
+    for p in props {
+        let value = match p {
+            "createdDateTime" => json!(iso(m.created_at)),
+            "lastModifiedDateTime" => json!(iso(m.modified_at)),
+            "changeKey" => json!(change_key(m)),
+            "categories" => json!(m.categories),
+            "receivedDateTime" => json!(iso(m.received_at)),
+            "sentDateTime" => json!(iso(s.date.unwrap_or(m.received_at))),
+            "hasAttachments" => json!(s.has_attachments),
+            "internetMessageId" => json!(s.message_id.as_ref().map(|id| format!("<{id}>"))),
+            "subject" => json!(s.subject),
+            "bodyPreview" => json!(s.preview),
+            "importance" => json!("normal"),
+            "parentFolderId" => json!(m.folder_id),
+            "conversationId" => json!(m.thread_id),
+            "conversationIndex" => json!(base64::engine::general_purpose::STANDARD.encode(
+                m.thread_id
+                    .as_bytes()
+                    .iter()
+                    .take(22)
+                    .copied()
+                    .collect::<Vec<u8>>()
+            )),
+            "isDeliveryReceiptRequested" => json!(false),
+            "isReadReceiptRequested" => json!(false),
+            "isRead" => json!(m.is_read),
+            "isDraft" => json!(m.is_draft),
+            "webLink" => json!(format!(
+                "https://outlook.office365.com/owa/?ItemID={}&exvsurl=1&viewmodel=ReadMessageItem",
+                url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+            )),
+            "inferenceClassification" => json!("focused"),
+            "body" | "uniqueBody" => {
+                let (html, content) = body.clone().unwrap_or_default();
+                json!({ "contentType": if html { "html" } else { "text" }, "content": content })
+            }
+            "sender" => json!(s.sender.as_ref().or(s.from.as_ref()).map(recipient)),
+            "from" => json!(s.from.as_ref().map(recipient)),
+            "toRecipients" => json!(s.to.iter().map(recipient).collect::<Vec<_>>()),
+            "ccRecipients" => json!(s.cc.iter().map(recipient).collect::<Vec<_>>()),
+            "bccRecipients" => json!(s.bcc.iter().map(recipient).collect::<Vec<_>>()),
+            "replyTo" => json!(s.reply_to.iter().map(recipient).collect::<Vec<_>>()),
+            "flag" => json!({ "flagStatus": m.flag }),
+            "internetMessageHeaders" => json!(mime::top_headers(&m.raw)
+                .into_iter()
+                .map(|(name, value)| json!({ "name": name, "value": value }))
+                .collect::<Vec<_>>()),
+            _ => continue,
+        };
+        v.insert(p.to_string(), value);
+    }
+    Value::Object(v)
+}
+
+fn attachment_id(m: &Msg, part: &str) -> String {
+    format!(
+        "AAMkAGI2NGVhZTVlLTI1OGMtNDI4My1iZmE5LTA5OGJiZGEzMzUzZQBGAAAAAAC7ARIAAAA{}",
+        b64(format!("{}:{part}", m.seq).as_bytes())
+    )
+}
+
+fn attachment_json(m: &Msg, a: &mime::Attachment, with_bytes: bool) -> Value {
+    let mut v = json!({
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "@odata.mediaContentType": a.content_type,
+        "id": attachment_id(m, &a.part_id),
+        "lastModifiedDateTime": iso(m.modified_at),
+        "name": if a.filename.is_empty() { "attachment" } else { a.filename.as_str() },
+        "contentType": a.content_type,
+        "size": a.data.len(),
+        "isInline": a.inline,
+        "contentId": a.content_id,
+        "contentLocation": null,
+    });
+    if with_bytes {
+        v["contentBytes"] = json!(base64::engine::general_purpose::STANDARD.encode(&a.data));
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Folders
+
+async fn list_folders(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let pairs = pairs(&req);
+    let top = one(&pairs, "$top")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(1, 1000);
+    let skip = one(&pairs, "$skip")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    let mut folders: Vec<&Folder> = store.folders.iter().collect();
+    folders.sort_by_key(|f| f.name.to_lowercase());
+    let page: Vec<Value> = folders
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|f| folder_json(store, f))
+        .collect();
+    let mut body = json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/mailFolders",
+        "value": page,
+    });
+    if skip + top < folders.len() {
+        body["@odata.nextLink"] = json!(format!(
+            "{}/mailFolders?$top={top}&$skip={}",
+            base_url(&req),
+            skip + top
+        ));
+    }
+    json_response(200, body)
+}
+
+async fn get_folder(
+    req: HttpRequest,
+    folder: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    match store.find_folder(&folder) {
+        Some(f) => {
+            let mut v = folder_json(store, f);
+            v["@odata.context"] =
+                json!("https://graph.microsoft.com/v1.0/$metadata#users('me')/mailFolders/$entity");
+            json_response(200, v)
+        }
+        None => not_found(),
+    }
+}
+
+async fn child_folders(
+    req: HttpRequest,
+    folder: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if store.find_folder(&folder).is_none() {
+        return not_found();
+    }
+    // The sandbox's folders are all top-level.
+    json_response(
+        200,
+        json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/mailFolders('id')/childFolders",
+            "value": [],
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewFolder {
+    display_name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    is_hidden: bool,
+}
+
+async fn create_folder(
+    req: HttpRequest,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let request: NewFolder = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(400, "RequestBodyRead", &e.to_string()),
+    };
+    let name = request.display_name.trim();
+    if name.is_empty() {
+        return bad_request("The displayName property is required.");
+    }
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if store
+        .folders
+        .iter()
+        .any(|f| f.name.eq_ignore_ascii_case(name))
+    {
+        return error(
+            409,
+            "ErrorFolderExists",
+            "A folder with the specified name already exists.",
+        );
+    }
+    let id = store.create_folder(name);
+    match store.folder(&id) {
+        Some(f) => json_response(201, folder_json(store, f)),
+        None => not_found(),
+    }
+}
+
+async fn folder_messages(
+    req: HttpRequest,
+    folder: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let pairs = pairs(&req);
+    let selected = match select(&pairs) {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let top = one(&pairs, "$top")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(1, 1000);
+    let skip = one(&pairs, "$skip")
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(0);
+    let immutable = prefer(&req).immutable;
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    let Some(f) = store.find_folder(&folder).map(|f| f.id.clone()) else {
+        return not_found();
+    };
+    let mut list: Vec<&Msg> = store.messages().filter(|m| m.folder_id == f).collect();
+    // Newest first, Outlook's default order.
+    list.sort_by_key(|m| std::cmp::Reverse((m.received_at, m.seq)));
+    let value: Vec<Value> = list
+        .iter()
+        .skip(skip)
+        .take(top)
+        .map(|m| message_json(m, selected.as_deref(), immutable))
+        .collect();
+    let mut body = json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/mailFolders('id')/messages",
+        "value": value,
+    });
+    if skip + top < list.len() {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("$top", &top.to_string())
+            .append_pair("$skip", &(skip + top).to_string());
+        if let Some(sel) = one(&pairs, "$select") {
+            query.append_pair("$select", sel);
+        }
+        body["@odata.nextLink"] = json!(format!(
+            "{}/mailFolders/{f}/messages?{}",
+            base_url(&req),
+            query.finish()
+        ));
+    }
+    json_response(200, body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delta
+
+/// A `receivedDateTime` condition of the first delta request's `$filter`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Condition {
+    op: String,
+    ms: i64,
+}
+
+impl Condition {
+    fn holds(&self, m: &Msg) -> bool {
+        let t = m.received_at;
+        match self.op.as_str() {
+            "ge" => t >= self.ms,
+            "gt" => t > self.ms,
+            "le" => t <= self.ms,
+            "lt" => t < self.ms,
+            _ => true,
+        }
+    }
+}
+
+/// `receivedDateTime ge 2026-11-01T00:00:00Z [and receivedDateTime lt …]`: the only filter
+/// Graph's message delta takes.
+fn parse_filter(filter: &str) -> Option<Vec<Condition>> {
+    let mut out = Vec::new();
+    for clause in filter.split(" and ") {
+        let words: Vec<&str> = clause.split_whitespace().collect();
+        let [field, op, value] = words.as_slice() else {
+            return None;
+        };
+        if !field.eq_ignore_ascii_case("receivedDateTime") {
+            return None;
+        }
+        let op = op.to_ascii_lowercase();
+        if !["ge", "gt", "le", "lt"].contains(&op.as_str()) {
+            return None;
+        }
+        let ms = chrono::DateTime::parse_from_rfc3339(value)
+            .map(|d| d.timestamp_millis())
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc().timestamp_millis())
+            })?;
+        out.push(Condition { op, ms });
+    }
+    Some(out)
+}
+
+/// State carried by `$skiptoken` (within a round) and `$deltatoken` (between rounds).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Round {
+    /// Folder id.
+    f: String,
+    /// The change number the round was taken at; a delta token starts the next round there.
+    at: u64,
+    /// Changes after this are the round's (None: the first round lists the folder).
+    from: Option<u64>,
+    /// Where the previous page stopped: a creation number (first round) or an id (later ones).
+    after: Option<String>,
+    cond: Vec<Condition>,
+    sel: Option<Vec<String>>,
+    top: Option<usize>,
+}
+
+fn encode_token(round: &Round) -> String {
+    b64(&serde_json::to_vec(round).unwrap_or_default())
+}
+
+fn decode_token(token: &str) -> Option<Round> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn sync_state_not_found() -> HttpResponse {
+    error(
+        410,
+        "SyncStateNotFound",
+        "The sync state generation is not found. The delta token is expired and data must be synchronized again.",
+    )
+}
+
+async fn delta(
+    req: HttpRequest,
+    folder: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let pairs = pairs(&req);
+    let prefs = prefer(&req);
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    let Some(folder_id) = store.find_folder(&folder).map(|f| f.id.clone()) else {
+        return not_found();
+    };
+    let skip = one(&pairs, "$skiptoken");
+    let delta = one(&pairs, "$deltatoken");
+    let mut round = match (skip, delta) {
+        (Some(token), _) | (None, Some(token)) => {
+            let Some(mut round) = decode_token(token) else {
+                return bad_request("The sync state is invalid.");
+            };
+            if round.f != folder_id {
+                return bad_request("The sync state does not belong to this folder.");
+            }
+            if skip.is_none() {
+                // A delta link: the next round covers the changes since the last one.
+                round.from = Some(round.at);
+                round.at = store.clock;
+                round.after = None;
+            }
+            let taken = round.from.unwrap_or(round.at);
+            if taken < store.log_start {
+                return sync_state_not_found();
+            }
+            round
+        }
+        (None, None) => {
+            let cond = match one(&pairs, "$filter") {
+                None => Vec::new(),
+                Some(f) => match parse_filter(f) {
+                    Some(c) => c,
+                    None => {
+                        return bad_request(
+                            "The query filter contains one or more invalid nodes. Delta queries on messages only filter on receivedDateTime.",
+                        )
+                    }
+                },
+            };
+            let sel = match select(&pairs) {
+                Ok(s) => s.map(|list| list.into_iter().map(str::to_string).collect()),
+                Err(res) => return res,
+            };
+            Round {
+                f: folder_id.clone(),
+                at: store.clock,
+                from: None,
+                after: None,
+                cond,
+                sel,
+                top: one(&pairs, "$top").and_then(|t| t.parse().ok()),
+            }
+        }
+    };
+    let page_size = prefs.max_page.or(round.top).unwrap_or(10).clamp(1, 1000);
+    let sel: Option<Vec<&str>> = round.sel.as_ref().map(|list| {
+        list.iter()
+            .filter_map(|s| {
+                DEFAULT_PROPERTIES
+                    .iter()
+                    .chain(OTHER_PROPERTIES.iter())
+                    .find(|p| **p == s.as_str())
+                    .copied()
+            })
+            .collect()
+    });
+    let passes = |m: &Msg| round.cond.iter().all(|c| c.holds(m));
+    let mut value = Vec::new();
+    let mut last: Option<String> = None;
+    let more;
+    match round.from {
+        None => {
+            // First round: what the folder holds now, in creation order.
+            let after: u64 = round
+                .after
+                .as_deref()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
+            let mut list: Vec<&Msg> = store
+                .messages()
+                .filter(|m| m.folder_id == folder_id && m.seq > after && passes(m))
+                .collect();
+            list.sort_by_key(|m| m.seq);
+            more = list.len() > page_size;
+            for m in list.into_iter().take(page_size) {
+                value.push(message_json(m, sel.as_deref(), prefs.immutable));
+                last = Some(m.seq.to_string());
+            }
+        }
+        Some(from) => {
+            // Later rounds: every message a change touched in this folder, by id.
+            let touched = store.touched(&folder_id, from, round.at);
+            let ids: Vec<&String> = touched
+                .iter()
+                .filter(|id| {
+                    round
+                        .after
+                        .as_ref()
+                        .is_none_or(|a| id.as_str() > a.as_str())
+                })
+                .collect();
+            more = ids.len() > page_size;
+            for id in ids.into_iter().take(page_size) {
+                last = Some(id.clone());
+                let item = match store.get(id) {
+                    Some(m) if m.folder_id == folder_id => {
+                        if !passes(m) {
+                            continue;
+                        }
+                        message_json(m, sel.as_deref(), prefs.immutable)
+                    }
+                    // Left the folder: moved elsewhere ("changed") or gone ("deleted").
+                    Some(m) => removed(if prefs.immutable { &m.id } else { &m.rest_id }, "changed"),
+                    None => removed(id, "deleted"),
+                };
+                value.push(item);
+            }
+        }
+    }
+    let link_base = format!("{}/mailFolders/{folder_id}/messages/delta", base_url(&req));
+    let enc = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    let mut body = json!({
+        "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(message)",
+        "value": value,
+    });
+    if more {
+        round.after = last;
+        body["@odata.nextLink"] = json!(format!(
+            "{link_base}?$skiptoken={}",
+            enc(&encode_token(&round))
+        ));
+    } else {
+        round.after = None;
+        body["@odata.deltaLink"] = json!(format!(
+            "{link_base}?$deltatoken={}",
+            enc(&encode_token(&round))
+        ));
+    }
+    let mut res = json_response(200, body);
+    if let Some(n) = prefs.max_page {
+        if let Ok(v) = HeaderValue::from_str(&format!("odata.maxpagesize={n}")) {
+            res.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("preference-applied"),
+                v,
+            );
+        }
+    }
+    res
+}
+
+fn removed(id: &str, reason: &str) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.message",
+        "id": id,
+        "@removed": { "reason": reason },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+async fn get_message(
+    req: HttpRequest,
+    id: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let pairs = pairs(&req);
+    let selected = match select(&pairs) {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let immutable = prefer(&req).immutable;
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    match store.get(&id) {
+        Some(m) => {
+            let mut v = message_json(m, selected.as_deref(), immutable);
+            v["@odata.context"] =
+                json!("https://graph.microsoft.com/v1.0/$metadata#users('me')/messages/$entity");
+            json_response(200, v)
+        }
+        None => not_found(),
+    }
+}
+
+const WRITABLE: [&str; 5] = [
+    "isRead",
+    "flag",
+    "categories",
+    "importance",
+    "inferenceClassification",
+];
+
+async fn patch_message(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            400,
+            "RequestBodyRead",
+            "Cannot read the request body: it is not a JSON object.",
+        );
+    };
+    if let Some(unknown) = fields.keys().find(|k| !WRITABLE.contains(&k.as_str())) {
+        return error(
+            400,
+            "RequestBodyRead",
+            &format!("The property '{unknown}' does not exist on type 'microsoft.graph.message' or is not writable. Make sure to only use property names that are defined by the type."),
+        );
+    }
+    let is_read = match fields.get("isRead") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return bad_request("isRead must be a boolean."),
+    };
+    let flag = match fields.get("flag") {
+        None => None,
+        Some(f) => match f.get("flagStatus").and_then(Value::as_str) {
+            Some(s @ ("notFlagged" | "flagged" | "complete")) => Some(s.to_string()),
+            _ => {
+                return bad_request("flag.flagStatus must be one of notFlagged, flagged, complete.")
+            }
+        },
+    };
+    let categories = match fields.get("categories") {
+        None => None,
+        Some(Value::Array(list)) => {
+            let names: Option<Vec<String>> = list
+                .iter()
+                .map(|c| c.as_str().map(str::to_string))
+                .collect();
+            match names {
+                Some(n) => Some(n),
+                None => return bad_request("categories must be strings."),
+            }
+        }
+        Some(_) => return bad_request("categories must be an array."),
+    };
+    let immutable = prefer(&req).immutable;
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if let Err(e) = store.graph_update(&id, is_read, flag, categories) {
+        return store_error(e);
+    }
+    match store.get(&id) {
+        Some(m) => json_response(200, message_json(m, None, immutable)),
+        None => not_found(),
+    }
+}
+
+async fn delete_message(
+    req: HttpRequest,
+    id: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    match data.state().store(mailbox).delete(&id) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MoveRequest {
+    destination_id: Option<String>,
+}
+
+async fn move_message(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let destination = match serde_json::from_slice::<MoveRequest>(&body) {
+        Ok(MoveRequest {
+            destination_id: Some(d),
+        }) if !d.is_empty() => d,
+        _ => {
+            return error(
+                400,
+                "ErrorInvalidRequest",
+                "The destinationId parameter is required.",
+            )
+        }
+    };
+    let immutable = prefer(&req).immutable;
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if store.get(&id).is_none() {
+        return not_found();
+    }
+    if store.find_folder(&destination).is_none() {
+        return not_found();
+    }
+    let moved = match store.graph_move(&id, &destination) {
+        Ok(id) => id,
+        Err(e) => return store_error(e),
+    };
+    match store.get(&moved) {
+        Some(m) => json_response(201, message_json(m, None, immutable)),
+        None => not_found(),
+    }
+}
+
+async fn mime_value(
+    req: HttpRequest,
+    id: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    match store.get(&id) {
+        Some(m) => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/plain"))
+            .body(m.raw.clone()),
+        None => not_found(),
+    }
+}
+
+async fn attachments(
+    req: HttpRequest,
+    id: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    let Some(m) = store.get(&id) else {
+        return not_found();
+    };
+    let value: Vec<Value> = mime::attachments(&m.raw)
+        .iter()
+        .map(|a| attachment_json(m, a, true))
+        .collect();
+    json_response(
+        200,
+        json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/messages('id')/attachments",
+            "value": value,
+        }),
+    )
+}
+
+fn find_attachment(
+    store: &Store,
+    id: &str,
+    attachment: &str,
+) -> Result<(Msg, mime::Attachment), HttpResponse> {
+    let Some(m) = store.get(id) else {
+        return Err(not_found());
+    };
+    mime::attachments(&m.raw)
+        .into_iter()
+        .find(|a| attachment_id(m, &a.part_id) == attachment)
+        .map(|a| (m.clone(), a))
+        .ok_or_else(not_found)
+}
+
+async fn attachment(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let (id, attachment) = path.into_inner();
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    match find_attachment(store, &id, &attachment) {
+        Ok((m, a)) => json_response(200, attachment_json(&m, &a, true)),
+        Err(res) => res,
+    }
+}
+
+async fn attachment_value(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let (id, attachment) = path.into_inner();
+    let mailbox = match owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    match find_attachment(store, &id, &attachment) {
+        Ok((_, a)) => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, a.content_type.clone()))
+            .body(a.data),
+        Err(res) => res,
+    }
+}
