@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod helpers;
 mod linking;
+mod messages;
 mod ops;
 mod schema;
 mod settings;
