@@ -44,7 +44,7 @@ pub struct Settings {
     pub mail: MailSettings,
 }
 
-/// Composing and sending.
+/// Composing, sending and the read side's limits.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
     /// Where `mailAttachments:upload` keeps files until they are sent or expire.
@@ -53,6 +53,13 @@ pub struct MailSettings {
     pub upload_max_bytes: u64,
     /// How long an upload stays usable.
     pub upload_ttl_secs: u64,
+    /// Largest attachment `mailAttachments:download` serves; a larger one answers 413.
+    pub max_attachment_bytes: u64,
+    /// Delay before the first retry of a change the provider did not take; doubles per attempt
+    /// up to an hour.
+    pub outbox_retry_secs: u64,
+    /// Attempts after which a change the provider keeps failing is given up and undone here.
+    pub outbox_max_attempts: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +177,9 @@ struct RawMail {
     upload_dir: Option<PathBuf>,
     upload_max_bytes: Option<u64>,
     upload_ttl_secs: Option<u64>,
+    max_attachment_bytes: Option<u64>,
+    outbox_retry_secs: Option<u64>,
+    outbox_max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -541,11 +551,25 @@ impl Settings {
             },
             upload_max_bytes: positive(
                 "mail.upload_max_bytes",
-                raw.mail.upload_max_bytes.unwrap_or(DEFAULT_UPLOAD_MAX_BYTES),
+                raw.mail
+                    .upload_max_bytes
+                    .unwrap_or(DEFAULT_UPLOAD_MAX_BYTES),
             )?,
             upload_ttl_secs: positive(
                 "mail.upload_ttl_secs",
                 raw.mail.upload_ttl_secs.unwrap_or(24 * 3600),
+            )?,
+            max_attachment_bytes: positive(
+                "mail.max_attachment_bytes",
+                raw.mail.max_attachment_bytes.unwrap_or(25 << 20),
+            )?,
+            outbox_retry_secs: positive(
+                "mail.outbox_retry_secs",
+                raw.mail.outbox_retry_secs.unwrap_or(30),
+            )?,
+            outbox_max_attempts: positive(
+                "mail.outbox_max_attempts",
+                raw.mail.outbox_max_attempts.unwrap_or(12),
             )?,
         };
 
@@ -708,6 +732,7 @@ mod tests {
         );
         assert_eq!(s.host.admin_roles, vec!["root", "admin"]);
         assert_eq!(s.database.url, "sqlite://data/email-manager.db");
+        assert_eq!(s.mail.max_attachment_bytes, 25 * 1024 * 1024);
         assert_eq!(
             s.providers.google.token_url.as_str(),
             "https://oauth2.googleapis.com/token"
@@ -781,7 +806,10 @@ mod tests {
         assert_eq!(s.mail.upload_ttl_secs, 86_400);
         let mut e = minimal();
         e.extend(env(&[
-            ("EMAIL_MANAGER__DATABASE__URL", "sqlite:///var/lib/em/db.sqlite"),
+            (
+                "EMAIL_MANAGER__DATABASE__URL",
+                "sqlite:///var/lib/em/db.sqlite",
+            ),
             ("EMAIL_MANAGER__MAIL__UPLOAD_MAX_BYTES", "1000"),
         ]));
         let s = Settings::load_from(None, e).expect("valid");

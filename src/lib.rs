@@ -21,3 +21,4 @@ pub mod startup;
 pub mod state;
 pub mod sync;
 pub mod web;
+pub mod writeback;

@@ -52,6 +52,7 @@ impl Application {
             auth,
             metrics: Metrics::default(),
             sync: Default::default(),
+            writeback: Default::default(),
         });
 
         let port = listener
@@ -84,6 +85,8 @@ impl Application {
         if settings.sync.enabled {
             crate::sync::scheduler::spawn(state.clone());
         }
+        // Changes to messages waiting for their provider: always on, they are the user's.
+        crate::writeback::spawn(state.clone());
         Ok(Application {
             port,
             server,

@@ -18,4 +18,5 @@ pub struct AppState {
     pub auth: HostAuth,
     pub metrics: Metrics,
     pub sync: SyncState,
+    pub writeback: crate::writeback::Writeback,
 }

@@ -9,6 +9,10 @@ pub mod mail_sync_runs;
 pub mod mail_templates;
 pub mod mail_uploads;
 
+pub mod filter;
+pub mod mail_attachments;
+pub mod mail_messages;
+
 use std::collections::HashMap;
 
 use actix_web::http::Method;
@@ -153,8 +157,9 @@ pub async fn dispatch(
         )
     })?;
 
-    let params: HashMap<String, String> = serde_urlencoded::from_str(req.query_string())
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| ApiError::invalid("The query string is malformed"))?;
+    let params = collect_params(pairs);
 
     // The OAuth callback arrives from the user's browser without a bearer: the state binds it.
     if resource == "mailAccounts" && action == "callback" {
@@ -211,11 +216,35 @@ pub async fn dispatch(
         ("mailTemplates", "preview") => mail_templates::preview(&state, &ctx).await,
         ("mailUploads", "get") => mail_uploads::get(&state, &ctx).await,
         ("mailUploads", "destroy") => mail_uploads::destroy(&state, &ctx).await,
+        ("mailMessages", "list") => mail_messages::list(&state, &ctx).await,
+        ("mailMessages", "get") => mail_messages::get(&state, &ctx).await,
+        ("mailMessages", "update") => mail_messages::update(&state, &ctx).await,
+        ("mailMessages", "destroy") => mail_messages::destroy(&state, &ctx).await,
+        ("mailAttachments", "get") => mail_attachments::get(&state, &ctx).await,
+        ("mailAttachments", "download") => mail_attachments::download(&state, &ctx).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownAction,
             format!("Unknown action {resource}:{action}"),
         )),
     }
+}
+
+/// Query pairs by name. A repeated `name[]` (NocoBase's array form: `filterByTk[]=1&filterByTk[]=2`,
+/// `fields[]=a&fields[]=b`) keeps every value, joined with commas; other names keep the last.
+fn collect_params(pairs: Vec<(String, String)>) -> HashMap<String, String> {
+    let mut params: HashMap<String, String> = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        match params.get_mut(&k) {
+            Some(existing) if k.ends_with("[]") => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                params.insert(k, v);
+            }
+        }
+    }
+    params
 }
 
 /// Checked before authentication so a typo answers 404 rather than a sign-in error.
@@ -238,6 +267,8 @@ fn is_known(resource: &str, action: &str) -> bool {
             )
             | ("mailAttachments", "upload")
             | ("mailUploads", "get" | "destroy")
+            | ("mailMessages", "list" | "get" | "update" | "destroy")
+            | ("mailAttachments", "get" | "download")
     )
 }
 

@@ -5,6 +5,8 @@
 
 pub mod accounts;
 pub mod compose;
+pub mod message_changes;
+pub mod message_list;
 pub mod messages;
 pub mod models;
 pub mod oauth_states;

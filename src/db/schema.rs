@@ -125,10 +125,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mail_message_counts (account_id, folder) {
+        account_id -> BigInt,
+        folder -> Text,
+        total -> BigInt,
+        unread -> BigInt,
+        starred -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        account_id -> BigInt,
+        message_id -> BigInt,
+        provider_message_id -> Text,
+        unread -> Nullable<Bool>,
+        starred -> Nullable<Bool>,
+        folder -> Nullable<Text>,
+        prev_unread -> Nullable<Bool>,
+        prev_starred -> Nullable<Bool>,
+        prev_folder -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(mail_folders -> mail_accounts (account_id));
 diesel::joinable!(mail_messages -> mail_accounts (account_id));
 diesel::joinable!(mail_attachments -> mail_messages (message_id));
 diesel::joinable!(mail_sync_runs -> mail_accounts (account_id));
+diesel::joinable!(mail_message_counts -> mail_accounts (account_id));
+diesel::joinable!(mail_outbox -> mail_messages (message_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     mail_settings,
@@ -137,7 +172,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_folders,
     mail_messages,
     mail_attachments,
-    mail_sync_runs
+    mail_sync_runs,
+    mail_message_counts,
+    mail_outbox
 );
 
 // ---- composing (issue 4) ----

@@ -15,6 +15,7 @@ use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
+use super::{attachments, AttachmentRef, AttachmentStream};
 use crate::config::{join_url, GoogleSettings};
 use crate::crypto::SecretString;
 
@@ -315,6 +316,56 @@ impl MailProvider for Google {
                 .await?;
         }
         Ok(())
+    }
+
+    /// `messages.batchModify` takes up to 1,000 ids.
+    fn modify_batch_size(&self) -> usize {
+        1000
+    }
+
+    /// `messages.get?format=full` names the parts; a part stored apart is fetched with
+    /// `messages.attachments.get`, whose base64url `data` is decoded as it streams in.
+    async fn attachment_stream(
+        &self,
+        token: &SecretString,
+        id: &str,
+        wanted: &AttachmentRef,
+        max_bytes: u64,
+    ) -> Result<AttachmentStream, ProviderError> {
+        let message_url = self.gmail(&format!("messages/{}", path_segment(id)));
+        let message: serde_json::Value = self
+            .http
+            .send_json(
+                Method::GET,
+                &format!("{message_url}?format=full"),
+                token,
+                None,
+                &[],
+                classify,
+            )
+            .await?;
+        let payload = attachments::gmail_payload(&message)?;
+        let parts = payload.attachments();
+        let candidates: Vec<_> = parts.iter().map(|p| p.candidate()).collect();
+        let part = attachments::find(&candidates, wanted)
+            .and_then(|i| parts.get(i))
+            .ok_or(ProviderError::NotFound)?;
+        if let Some(aid) = &part.body.attachment_id {
+            let url = format!("{message_url}/attachments/{}", path_segment(aid));
+            let resp = self
+                .http
+                .get_stream(&url, token, &[], attachments::DOWNLOAD_TIMEOUT, classify)
+                .await?;
+            return Ok(attachments::gmail_data_stream(resp, max_bytes));
+        }
+        // Small parts come with their data in the message itself.
+        let bytes = attachments::decode_all(part.body.data.as_deref().unwrap_or_default())?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(ProviderError::Permanent(format!(
+                "the attachment is larger than {max_bytes} bytes"
+            )));
+        }
+        Ok(attachments::in_memory(bytes))
     }
 
     async fn trash(&self, token: &SecretString, id: &str) -> Result<(), ProviderError> {

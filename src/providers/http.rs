@@ -129,6 +129,48 @@ impl ProviderHttp {
         }
     }
 
+    /// GET with a bearer whose body the caller reads as a stream (attachments): the status is
+    /// checked and retried like [`send`](Self::send), and `timeout` replaces the client's whole-
+    /// request timeout, since a large body takes longer than an API answer.
+    pub async fn get_stream(
+        &self,
+        url: &str,
+        token: &SecretString,
+        headers: &[(&'static str, &str)],
+        timeout: Duration,
+        classify: Classifier,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let url = Url::parse(url)
+            .map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+        self.check(&url)?;
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self
+                .client
+                .get(url.clone())
+                .bearer_auth(token.expose())
+                .timeout(timeout);
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            let err = match req.send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let wait = retry_after(resp.headers());
+                    let body = resp.text().await.unwrap_or_default();
+                    classify_status(status, wait, &body, classify)
+                }
+                Err(e) => transport_error(e),
+            };
+            if !err.is_retryable() || attempt >= self.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt, &err)).await;
+        }
+    }
+
     /// [`send`](Self::send) and parse the JSON answer.
     pub async fn send_json<T: DeserializeOwned>(
         &self,

@@ -12,6 +12,7 @@ use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
+use super::{attachments, AttachmentRef, AttachmentStream};
 use crate::config::{join_url, MicrosoftSettings};
 use crate::crypto::SecretString;
 
@@ -359,6 +360,65 @@ impl MailProvider for Microsoft {
 
     async fn trash(&self, token: &SecretString, id: &str) -> Result<(), ProviderError> {
         self.move_to(token, id, "deleteditems").await
+    }
+
+    /// `messages/{id}/attachments` names them; `attachments/{aid}/$value` streams the bytes.
+    async fn attachment_stream(
+        &self,
+        token: &SecretString,
+        id: &str,
+        wanted: &AttachmentRef,
+        max_bytes: u64,
+    ) -> Result<AttachmentStream, ProviderError> {
+        let base = self.graph(&format!("/me/messages/{}/attachments", segment(id)));
+        // The base properties only: a listing with contentBytes would carry every file.
+        let mut next = Some(format!("{base}?$select=id,name,contentType,size,isInline"));
+        let mut found: Vec<attachments::GraphAttachment> = Vec::new();
+        for _ in 0..10 {
+            let Some(url) = next.take() else { break };
+            let page: attachments::GraphAttachmentList = self
+                .http
+                .send_json(Method::GET, &url, token, None, &GRAPH_PREFER, classify)
+                .await?;
+            found.extend(page.value);
+            next = page.next_link;
+        }
+        let mut candidates: Vec<_> = found.iter().map(|a| a.candidate()).collect();
+        let mut index = attachments::find(&candidates, wanted);
+        // An unnamed inline part is known by its Content-ID, a fileAttachment property: read it
+        // from each attachment (inline images are small).
+        if index.is_none() && wanted.content_id.is_some() {
+            for (i, a) in found.iter().enumerate().take(20) {
+                let one: attachments::GraphAttachment = self
+                    .http
+                    .send_json(
+                        Method::GET,
+                        &format!("{base}/{}", segment(&a.id)),
+                        token,
+                        None,
+                        &GRAPH_PREFER,
+                        classify,
+                    )
+                    .await?;
+                candidates[i].content_id = one.content_id;
+            }
+            index = attachments::find(&candidates, wanted);
+        }
+        let aid = index
+            .and_then(|i| found.get(i))
+            .map(|a| a.id.clone())
+            .ok_or(ProviderError::NotFound)?;
+        let resp = self
+            .http
+            .get_stream(
+                &format!("{base}/{}/$value", segment(&aid)),
+                token,
+                &GRAPH_PREFER,
+                attachments::DOWNLOAD_TIMEOUT,
+                classify,
+            )
+            .await?;
+        Ok(attachments::raw_stream(resp, max_bytes))
     }
 }
 

@@ -4,6 +4,7 @@
 //! [`ProviderRegistry::from_settings`]. The trait grows with the product (sync, send, drafts,
 //! labels, attachments); every method talks to endpoints taken from configuration only.
 
+pub mod attachments;
 pub mod google;
 pub mod http;
 pub mod microsoft;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use crate::config::Settings;
 use crate::crypto::SecretString;
 use crate::error::{ApiError, ErrorCode};
+pub use attachments::{AttachmentRef, AttachmentStream};
 
 /// What an admin registered for a provider on the Email settings page.
 #[derive(Debug, Clone)]
@@ -177,6 +179,28 @@ pub trait MailProvider: Send + Sync {
         access_token: &SecretString,
         provider_message_id: &str,
     ) -> Result<(), ProviderError>;
+
+    /// How many messages one [`modify`](Self::modify) call may carry: the provider's batch limit,
+    /// or 1 where it changes one message per request (so a failure names its message).
+    fn modify_batch_size(&self) -> usize {
+        1
+    }
+
+    /// Streams the bytes of a stored attachment of message `provider_message_id`; a stream that
+    /// would pass `max_bytes` ends with an error instead.
+    async fn attachment_stream(
+        &self,
+        access_token: &SecretString,
+        provider_message_id: &str,
+        attachment: &AttachmentRef,
+        max_bytes: u64,
+    ) -> Result<AttachmentStream, ProviderError> {
+        let _ = (access_token, provider_message_id, attachment, max_bytes);
+        Err(ProviderError::Permanent(format!(
+            "{} attachments cannot be downloaded",
+            self.display_name()
+        )))
+    }
 }
 
 /// Folder keys shared by both providers; user folders are `user:<provider folder id>`.

@@ -480,6 +480,15 @@ enum Write {
 
 fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Result<Counts, DbError> {
     let mut counts = Counts::default();
+    // Fields with a change made here still on its way to the provider keep their local value.
+    let updates: Vec<i64> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Update(u) => Some(u.0.id),
+            _ => None,
+        })
+        .collect();
+    let held = crate::db::message_changes::held(c, &updates)?;
     for w in writes {
         match w {
             Write::Insert(m) => {
@@ -488,6 +497,7 @@ fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Resul
             }
             Write::Update(update) => {
                 let (k, st) = *update;
+                let st = held.keep_local(&k, st);
                 let labels = json!(st.labels).to_string();
                 let thread = st.thread_id.clone().unwrap_or_else(|| k.thread_id.clone());
                 let changed = k.folder != st.folder
@@ -525,7 +535,9 @@ fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Resul
     Ok(counts)
 }
 
-fn new_message(
+/// The rows sync stores for a new message (`raw` is its MIME); public so tests can seed the
+/// database exactly the way sync does.
+pub fn new_message(
     account_id: i64,
     user_id: i64,
     gen: i64,
@@ -549,16 +561,25 @@ fn new_message(
         .clone()
         .or_else(|| p.html_body.as_deref().map(parse::html_to_text))
         .unwrap_or_default();
-    let search_text = [
+    let recipients = |v: &serde_json::Value| -> String {
+        v.as_array()
+            .map(|list| {
+                list.iter()
+                    .flat_map(|a| [&a["name"], &a["address"]])
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let search_text = crate::db::message_list::search_document(&[
         p.subject.as_str(),
         p.from_name.as_str(),
         p.from_address.as_str(),
-        &p.to.to_string(),
-        &p.cc.to_string(),
+        &recipients(&p.to),
+        &recipients(&p.cc),
         &body_text,
-    ]
-    .join("\n")
-    .to_lowercase();
+    ]);
     let attachments = p
         .attachments
         .iter()

@@ -2,6 +2,7 @@
 //! need is compiled into the binary; nothing comes from a CDN.
 
 pub mod pages;
+pub mod sanitize;
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

@@ -6,6 +6,7 @@ mod browser;
 mod compose;
 mod helpers;
 mod linking;
+mod messages;
 mod ops;
 mod schema;
 mod settings;

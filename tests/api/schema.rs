@@ -12,6 +12,7 @@ use email_manager::db::schema::{
 use email_manager::db::schema::{
     mail_aliases, mail_drafts, mail_outgoing, mail_signatures, mail_templates, mail_uploads,
 };
+use email_manager::db::schema::{mail_message_counts, mail_outbox};
 use email_manager::db::{Db, DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 use crate::helpers::fresh_database_url;
@@ -93,7 +94,9 @@ async fn schema_matches_the_migrations_and_they_revert() {
             mail_outgoing,
             mail_uploads,
             mail_drafts,
-            mail_aliases
+            mail_aliases,
+            mail_message_counts,
+            mail_outbox
         );
         for (table, cols) in expected {
             assert!(cols.len() >= 4, "{table}: {cols:?}");

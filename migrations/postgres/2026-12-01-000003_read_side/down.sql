@@ -1,0 +1,13 @@
+DROP TABLE mail_outbox;
+DROP TRIGGER mail_message_counts_track ON mail_messages;
+DROP FUNCTION mail_message_counts_track();
+DROP FUNCTION mail_message_counts_add(BIGINT, TEXT, BIGINT, BIGINT, BIGINT);
+DROP TABLE mail_message_counts;
+DROP INDEX mail_messages_search;
+DROP INDEX mail_messages_account_thread_date;
+CREATE INDEX mail_messages_account_thread ON mail_messages (account_id, thread_id);
+DROP INDEX mail_messages_user_todo_date;
+DROP INDEX mail_messages_user_starred_date;
+DROP INDEX mail_messages_user_folder_unread_date;
+DROP INDEX mail_messages_user_unread_date;
+DROP INDEX mail_messages_user_folder_date;

@@ -1,0 +1,16 @@
+DROP TABLE mail_outbox;
+DROP TRIGGER mail_message_counts_update;
+DROP TRIGGER mail_message_counts_delete;
+DROP TRIGGER mail_message_counts_insert;
+DROP TABLE mail_message_counts;
+DROP TRIGGER mail_messages_fts_update;
+DROP TRIGGER mail_messages_fts_delete;
+DROP TRIGGER mail_messages_fts_insert;
+DROP TABLE mail_messages_fts;
+DROP INDEX mail_messages_account_thread_date;
+CREATE INDEX mail_messages_account_thread ON mail_messages (account_id, thread_id);
+DROP INDEX mail_messages_user_todo_date;
+DROP INDEX mail_messages_user_starred_date;
+DROP INDEX mail_messages_user_folder_unread_date;
+DROP INDEX mail_messages_user_unread_date;
+DROP INDEX mail_messages_user_folder_date;

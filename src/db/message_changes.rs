@@ -1,0 +1,387 @@
+//! Changes users make to messages here (`mailMessages:update` / `destroy`): the local write, and
+//! the outbox rows (`mail_outbox`) that carry the provider part until the provider confirmed it.
+//!
+//! The local change and its outbox rows are one transaction, so a change is never applied here
+//! without its way to the provider being recorded. While an outbox row exists for a message, sync
+//! keeps the local value of the fields it carries ([`Held`]): the provider's copy is stale until
+//! the change reaches it.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel::Connection;
+
+use super::messages::Known;
+use super::schema::{mail_accounts, mail_messages, mail_outbox};
+use super::{DbConnection, DbError};
+use crate::providers::MessageState;
+
+/// What a user asked to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalChange {
+    pub unread: Option<bool>,
+    pub starred: Option<bool>,
+    pub folder: Option<String>,
+    /// Local only (not written to the provider).
+    pub todo: Option<bool>,
+}
+
+impl LocalChange {
+    /// Whether the provider has to hear about it.
+    pub fn reaches_provider(&self) -> bool {
+        self.unread.is_some() || self.starred.is_some() || self.folder.is_some()
+    }
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = mail_messages)]
+struct MessageUpdate {
+    unread: Option<bool>,
+    starred: Option<bool>,
+    folder: Option<String>,
+    todo: Option<bool>,
+    updated_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_outbox)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub account_id: i64,
+    pub message_id: i64,
+    pub provider_message_id: String,
+    pub unread: Option<bool>,
+    pub starred: Option<bool>,
+    pub folder: Option<String>,
+    pub prev_unread: Option<bool>,
+    pub prev_starred: Option<bool>,
+    pub prev_folder: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = mail_outbox)]
+struct NewOutbox<'a> {
+    user_id: i64,
+    account_id: i64,
+    message_id: i64,
+    provider_message_id: &'a str,
+    unread: Option<bool>,
+    starred: Option<bool>,
+    folder: Option<&'a str>,
+    prev_unread: Option<bool>,
+    prev_starred: Option<bool>,
+    prev_folder: Option<&'a str>,
+    attempts: i32,
+    next_attempt_at: i64,
+    locked_by: Option<&'a str>,
+    locked_until: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// Applies `change` to the messages `ids` of `user_id` and records the provider part, locked by
+/// `lock` until `lock_until` (the caller delivers it right away). Answers the outbox rows.
+pub fn apply(
+    conn: &mut DbConnection,
+    user_id: i64,
+    ids: &[i64],
+    change: &LocalChange,
+    lock: &str,
+    lock_until: i64,
+    now: i64,
+) -> Result<Vec<OutboxRow>, DbError> {
+    conn.transaction(|conn| {
+        #[allow(clippy::type_complexity)]
+        let before: Vec<(i64, i64, String, bool, bool, String)> = mail_messages::table
+            .filter(mail_messages::user_id.eq(user_id))
+            .filter(mail_messages::id.eq_any(ids))
+            .select((
+                mail_messages::id,
+                mail_messages::account_id,
+                mail_messages::provider_message_id,
+                mail_messages::unread,
+                mail_messages::starred,
+                mail_messages::folder,
+            ))
+            .load(conn)?;
+        if before.len() != ids.len() {
+            return Err(DbError::NotFound);
+        }
+        diesel::update(
+            mail_messages::table
+                .filter(mail_messages::user_id.eq(user_id))
+                .filter(mail_messages::id.eq_any(ids)),
+        )
+        .set(&MessageUpdate {
+            unread: change.unread,
+            starred: change.starred,
+            folder: change.folder.clone(),
+            todo: change.todo,
+            updated_at: now,
+        })
+        .execute(conn)?;
+        if !change.reaches_provider() {
+            return Ok(Vec::new());
+        }
+        for (id, account_id, provider_id, unread, starred, folder) in &before {
+            diesel::insert_into(mail_outbox::table)
+                .values(NewOutbox {
+                    user_id,
+                    account_id: *account_id,
+                    message_id: *id,
+                    provider_message_id: provider_id,
+                    unread: change.unread,
+                    starred: change.starred,
+                    folder: change.folder.as_deref(),
+                    prev_unread: change.unread.map(|_| *unread),
+                    prev_starred: change.starred.map(|_| *starred),
+                    prev_folder: change.folder.as_ref().map(|_| folder.as_str()),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    locked_by: Some(lock),
+                    locked_until: Some(lock_until),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .execute(conn)?;
+        }
+        Ok(mail_outbox::table
+            .filter(mail_outbox::locked_by.eq(lock))
+            .order(mail_outbox::id.asc())
+            .select(OutboxRow::as_select())
+            .load(conn)?)
+    })
+}
+
+/// Claims up to `limit` due rows of active accounts for `lock` until `until`.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    lock: &str,
+    now: i64,
+    until: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, DbError> {
+    let candidates: Vec<i64> = mail_outbox::table
+        .inner_join(mail_accounts::table.on(mail_accounts::id.eq(mail_outbox::account_id)))
+        .filter(mail_outbox::next_attempt_at.le(now))
+        .filter(
+            mail_outbox::locked_until
+                .is_null()
+                .or(mail_outbox::locked_until.lt(now)),
+        )
+        .filter(mail_accounts::status.eq(crate::db::models::account_status::ACTIVE))
+        .order(mail_outbox::id.asc())
+        .limit(limit)
+        .select(mail_outbox::id)
+        .load(conn)?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The lock condition again in the UPDATE: of two processes claiming together, one wins a row.
+    diesel::update(
+        mail_outbox::table
+            .filter(mail_outbox::id.eq_any(&candidates))
+            .filter(
+                mail_outbox::locked_until
+                    .is_null()
+                    .or(mail_outbox::locked_until.lt(now)),
+            ),
+    )
+    .set((
+        mail_outbox::locked_by.eq(Some(lock)),
+        mail_outbox::locked_until.eq(Some(until)),
+    ))
+    .execute(conn)?;
+    Ok(mail_outbox::table
+        .filter(mail_outbox::locked_by.eq(lock))
+        .order(mail_outbox::id.asc())
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// Messages among `message_ids` with an outbox row older than `before_id` that `lock` does not
+/// hold: a change still on its way, which a newer one must not overtake.
+pub fn busy_messages(
+    conn: &mut DbConnection,
+    message_ids: &[i64],
+    before_id: i64,
+    lock: &str,
+) -> Result<HashSet<i64>, DbError> {
+    let mut out = HashSet::new();
+    for chunk in message_ids.chunks(500) {
+        let ids: Vec<i64> = mail_outbox::table
+            .filter(mail_outbox::message_id.eq_any(chunk))
+            .filter(mail_outbox::id.lt(before_id))
+            .filter(
+                mail_outbox::locked_by
+                    .is_null()
+                    .or(mail_outbox::locked_by.ne(lock)),
+            )
+            .select(mail_outbox::message_id)
+            .load(conn)?;
+        out.extend(ids);
+    }
+    Ok(out)
+}
+
+/// The provider has the change: the rows are done.
+pub fn complete(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
+    for chunk in ids.chunks(500) {
+        diesel::delete(mail_outbox::table.filter(mail_outbox::id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Tries again at `next_at` (unlocked); `count_attempt` false for waits that are not failures.
+pub fn postpone(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    next_at: i64,
+    error: &str,
+    count_attempt: bool,
+    now: i64,
+) -> Result<(), DbError> {
+    let inc = i32::from(count_attempt);
+    for chunk in ids.chunks(500) {
+        diesel::update(mail_outbox::table.filter(mail_outbox::id.eq_any(chunk)))
+            .set((
+                mail_outbox::attempts.eq(mail_outbox::attempts + inc),
+                mail_outbox::next_attempt_at.eq(next_at),
+                mail_outbox::locked_by.eq(None::<String>),
+                mail_outbox::locked_until.eq(None::<i64>),
+                mail_outbox::last_error.eq(Some(error)),
+                mail_outbox::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The provider refused for good: undoes the local change of each row (a field only when it
+/// still has the value the row set and no newer pending change sets it too), then drops the rows.
+pub fn revert(conn: &mut DbConnection, rows: &[OutboxRow], now: i64) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        for row in rows {
+            let newer: Vec<(Option<bool>, Option<bool>, Option<String>)> = mail_outbox::table
+                .filter(mail_outbox::message_id.eq(row.message_id))
+                .filter(mail_outbox::id.gt(row.id))
+                .select((
+                    mail_outbox::unread,
+                    mail_outbox::starred,
+                    mail_outbox::folder,
+                ))
+                .load(conn)?;
+            let target = mail_messages::table.filter(mail_messages::id.eq(row.message_id));
+            if let (Some(want), Some(prev)) = (row.unread, row.prev_unread) {
+                if !newer.iter().any(|n| n.0.is_some()) {
+                    diesel::update(target.filter(mail_messages::unread.eq(want)))
+                        .set((
+                            mail_messages::unread.eq(prev),
+                            mail_messages::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            if let (Some(want), Some(prev)) = (row.starred, row.prev_starred) {
+                if !newer.iter().any(|n| n.1.is_some()) {
+                    diesel::update(target.filter(mail_messages::starred.eq(want)))
+                        .set((
+                            mail_messages::starred.eq(prev),
+                            mail_messages::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            if let (Some(want), Some(prev)) = (&row.folder, &row.prev_folder) {
+                if !newer.iter().any(|n| n.2.is_some()) {
+                    diesel::update(target.filter(mail_messages::folder.eq(want)))
+                        .set((
+                            mail_messages::folder.eq(prev),
+                            mail_messages::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+            diesel::delete(mail_outbox::table.find(row.id)).execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// The fields of messages that have a change on its way to the provider.
+#[derive(Debug, Default)]
+pub struct Held {
+    unread: HashSet<i64>,
+    starred: HashSet<i64>,
+    folder: HashSet<i64>,
+}
+
+/// Which fields of `message_ids` sync must leave alone for now.
+pub fn held(conn: &mut DbConnection, message_ids: &[i64]) -> Result<Held, DbError> {
+    let mut held = Held::default();
+    for chunk in message_ids.chunks(500) {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, Option<bool>, Option<bool>, Option<String>)> = mail_outbox::table
+            .filter(mail_outbox::message_id.eq_any(chunk))
+            .select((
+                mail_outbox::message_id,
+                mail_outbox::unread,
+                mail_outbox::starred,
+                mail_outbox::folder,
+            ))
+            .load(conn)?;
+        for (id, unread, starred, folder) in rows {
+            if unread.is_some() {
+                held.unread.insert(id);
+            }
+            if starred.is_some() {
+                held.starred.insert(id);
+            }
+            if folder.is_some() {
+                held.folder.insert(id);
+            }
+        }
+    }
+    Ok(held)
+}
+
+impl Held {
+    /// The provider's state with the held fields replaced by the stored ones.
+    pub fn keep_local(&self, known: &Known, mut st: MessageState) -> MessageState {
+        if self.unread.contains(&known.id) {
+            st.unread = known.unread;
+        }
+        if self.starred.contains(&known.id) {
+            st.starred = known.starred;
+        }
+        if self.folder.contains(&known.id) {
+            st.folder = known.folder.clone();
+        }
+        st
+    }
+}
+
+/// Folder keys of user folders known for each account (`mail_folders`).
+pub fn user_folders(
+    conn: &mut DbConnection,
+    account_ids: &[i64],
+) -> Result<HashMap<i64, HashSet<String>>, DbError> {
+    use super::schema::mail_folders;
+    let rows: Vec<(i64, String)> = mail_folders::table
+        .filter(mail_folders::account_id.eq_any(account_ids))
+        .select((mail_folders::account_id, mail_folders::folder))
+        .load(conn)?;
+    let mut out: HashMap<i64, HashSet<String>> = HashMap::new();
+    for (a, f) in rows {
+        out.entry(a).or_default().insert(f);
+    }
+    Ok(out)
+}

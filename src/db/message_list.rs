@@ -1,0 +1,1041 @@
+//! Read queries of the mail center: `mailMessages:list` (filters, search, sort, thread grouping,
+//! counts), `get`, attachments. Sync's writes live in `messages`.
+//!
+//! The list query is built as SQL text with bound parameters, because it differs per backend
+//! where it matters (full-text search) and needs the same filter twice for thread grouping. Every
+//! value is a bound parameter; only fixed column names and operators are written into the text.
+//!
+//! What keeps it fast at 100k messages per account (see docs/api.md, "Performance"):
+//! - every list is scoped by `user_id` and sorted `date DESC, id DESC` by default, which the
+//!   indexes of migrations 2 and 3 serve directly (by folder, unread, starred, to-do);
+//! - the count comes from `mail_message_counts` (kept by triggers) when the filter is only about
+//!   accounts, folders and read or star state; from the FTS5 index alone for a search scoped by
+//!   account and well-known folder; from the page itself when it is the last page;
+//! - SQLite search is FTS5, PostgreSQL search a GIN index on `to_tsvector('simple', …)`.
+
+use std::collections::{BTreeSet, HashMap};
+
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::QueryFragment;
+use diesel::sql_types::{BigInt, Text};
+use diesel::sqlite::Sqlite;
+
+use super::models::{MailAttachmentRow, MailMessageRow};
+use super::schema::{mail_accounts, mail_attachments, mail_messages};
+use super::{DbConnection, DbError};
+use crate::api::filter::{CmpOp, Field, Filter, Kind, Pred};
+use crate::providers::folder;
+
+/// The longest text indexed per message; past it a body is not searched (PostgreSQL refuses
+/// tsvectors over 1 MB, and nobody searches for the 200,001st character).
+pub const SEARCH_DOCUMENT_MAX: usize = 200_000;
+/// Words in one `search`.
+pub const MAX_SEARCH_WORDS: usize = 16;
+
+/// What both search indexes see: the words of `parts`, lower-cased, separated by one space.
+/// Anything that is not a letter or digit separates words, on both backends alike (so an address
+/// `ann.lee@example.com` is the words `ann lee example com`).
+pub fn search_document(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        for word in words(part) {
+            if out.len() + word.len() + 1 > SEARCH_DOCUMENT_MAX {
+                return out;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&word);
+        }
+    }
+    out
+}
+
+/// The words of a `search` parameter, as `search_document` cuts them.
+pub fn search_words(q: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    words(q).filter(|w| seen.insert(w.clone())).collect()
+}
+
+fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Date,
+    Subject,
+    From,
+    Size,
+    Id,
+}
+
+impl SortKey {
+    pub const NAMES: &'static [(&'static str, SortKey)] = &[
+        ("date", SortKey::Date),
+        ("subject", SortKey::Subject),
+        ("from", SortKey::From),
+        ("size", SortKey::Size),
+        ("id", SortKey::Id),
+    ];
+
+    pub fn parse(name: &str) -> Option<SortKey> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, k)| *k)
+    }
+
+    fn sql(self, a: &str) -> String {
+        match self {
+            SortKey::Date => format!("{a}.date"),
+            SortKey::Subject => format!("LOWER({a}.subject)"),
+            SortKey::From => format!(
+                "LOWER(CASE WHEN {a}.from_name <> '' THEN {a}.from_name ELSE {a}.from_address END)"
+            ),
+            SortKey::Size => format!("{a}.size"),
+            SortKey::Id => format!("{a}.id"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub user_id: i64,
+    pub filter: Filter,
+    /// Words that must all occur (as word prefixes); empty: no search.
+    pub search: Vec<String>,
+    /// `(key, descending)`; `id` is added as the last tie-breaker.
+    pub sort: Vec<(SortKey, bool)>,
+    /// One row per thread: its latest message among those matching.
+    pub group_by_thread: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A message as lists show it (no bodies).
+#[derive(Debug, Clone, QueryableByName)]
+#[diesel(table_name = mail_messages)]
+pub struct ListRow {
+    pub id: i64,
+    pub account_id: i64,
+    pub provider_message_id: String,
+    pub thread_id: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references_header: Option<String>,
+    pub from_address: String,
+    pub from_name: String,
+    pub to_json: String,
+    pub cc_json: String,
+    pub bcc_json: String,
+    pub reply_to_json: String,
+    pub subject: String,
+    pub snippet: String,
+    pub date: i64,
+    pub folder: String,
+    pub provider_labels: String,
+    pub unread: bool,
+    pub starred: bool,
+    pub todo: bool,
+    pub draft: bool,
+    pub has_attachments: bool,
+    pub size: i64,
+}
+
+const LIST_COLUMNS: &[&str] = &[
+    "id",
+    "account_id",
+    "provider_message_id",
+    "thread_id",
+    "message_id",
+    "in_reply_to",
+    "references_header",
+    "from_address",
+    "from_name",
+    "to_json",
+    "cc_json",
+    "bcc_json",
+    "reply_to_json",
+    "subject",
+    "snippet",
+    "date",
+    "folder",
+    "provider_labels",
+    "unread",
+    "starred",
+    "todo",
+    "draft",
+    "has_attachments",
+    "size",
+];
+
+impl From<MailMessageRow> for ListRow {
+    fn from(m: MailMessageRow) -> Self {
+        ListRow {
+            id: m.id,
+            account_id: m.account_id,
+            provider_message_id: m.provider_message_id,
+            thread_id: m.thread_id,
+            message_id: m.message_id,
+            in_reply_to: m.in_reply_to,
+            references_header: m.references_header,
+            from_address: m.from_address,
+            from_name: m.from_name,
+            to_json: m.to_json,
+            cc_json: m.cc_json,
+            bcc_json: m.bcc_json,
+            reply_to_json: m.reply_to_json,
+            subject: m.subject,
+            snippet: m.snippet,
+            date: m.date,
+            folder: m.folder,
+            provider_labels: m.provider_labels,
+            unread: m.unread,
+            starred: m.starred,
+            todo: m.todo,
+            draft: m.draft,
+            has_attachments: m.has_attachments,
+            size: m.size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadStats {
+    pub count: i64,
+    pub unread: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub rows: Vec<ListRow>,
+    pub count: i64,
+    /// For `group_by_thread`: per (account, thread id) of the rows.
+    pub threads: HashMap<(i64, String), ThreadStats>,
+}
+
+// ---- SQL text with binds ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Pg,
+}
+
+#[derive(Debug, Clone)]
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+struct Sql {
+    dialect: Dialect,
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn new(dialect: Dialect) -> Self {
+        Sql {
+            dialect,
+            text: String::with_capacity(512),
+            binds: Vec::new(),
+        }
+    }
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    fn placeholder(&mut self) {
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Pg => {
+                let n = self.binds.len();
+                self.text.push_str(&format!("${n}"));
+            }
+        }
+    }
+    fn int(&mut self, v: i64) -> &mut Self {
+        self.binds.push(Bind::Int(v));
+        self.placeholder();
+        self
+    }
+    fn text(&mut self, v: impl Into<String>) -> &mut Self {
+        self.binds.push(Bind::Text(v.into()));
+        self.placeholder();
+        self
+    }
+    fn ints(&mut self, vs: &[i64]) -> &mut Self {
+        self.push("(");
+        for (i, v) in vs.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.int(*v);
+        }
+        self.push(")")
+    }
+    fn texts(&mut self, vs: &[String]) -> &mut Self {
+        self.push("(");
+        for (i, v) in vs.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(v.clone());
+        }
+        self.push(")")
+    }
+}
+
+fn dialect(conn: &DbConnection) -> Dialect {
+    match conn {
+        DbConnection::Sqlite(_) => Dialect::Sqlite,
+        DbConnection::Pg(_) => Dialect::Pg,
+    }
+}
+
+fn load<T>(conn: &mut DbConnection, sql: Sql) -> Result<Vec<T>, DbError>
+where
+    T: QueryableByName<Sqlite> + QueryableByName<Pg> + 'static,
+{
+    fn bound<'a, DB>(
+        sql: Sql,
+    ) -> diesel::query_builder::BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
+    where
+        DB: diesel::backend::Backend
+            + diesel::sql_types::HasSqlType<BigInt>
+            + diesel::sql_types::HasSqlType<Text>,
+        i64: diesel::serialize::ToSql<BigInt, DB>,
+        String: diesel::serialize::ToSql<Text, DB>,
+        diesel::query_builder::SqlQuery: QueryFragment<DB>,
+    {
+        let mut q = diesel::sql_query(sql.text).into_boxed::<DB>();
+        for b in sql.binds {
+            q = match b {
+                Bind::Int(v) => q.bind::<BigInt, _>(v),
+                Bind::Text(v) => q.bind::<Text, _>(v),
+            };
+        }
+        q
+    }
+    Ok(match conn {
+        DbConnection::Sqlite(c) => bound::<Sqlite>(sql).load(c)?,
+        DbConnection::Pg(c) => bound::<Pg>(sql).load(c)?,
+    })
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn count(conn: &mut DbConnection, sql: Sql) -> Result<i64, DbError> {
+    Ok(load::<Count>(conn, sql)?.first().map(|c| c.n).unwrap_or(0))
+}
+
+// ---- filters ----
+
+fn column(field: Field) -> &'static str {
+    match field {
+        Field::Id => "id",
+        Field::AccountId => "account_id",
+        Field::ProviderMessageId => "provider_message_id",
+        Field::ThreadId => "thread_id",
+        Field::MessageId => "message_id",
+        Field::InReplyTo => "in_reply_to",
+        Field::References => "references_header",
+        Field::From => "from_address",
+        Field::To => "to_json",
+        Field::Cc => "cc_json",
+        Field::Bcc => "bcc_json",
+        Field::ReplyTo => "reply_to_json",
+        Field::Subject => "subject",
+        Field::Snippet => "snippet",
+        Field::Date => "date",
+        Field::Folder => "folder",
+        Field::ProviderLabels => "provider_labels",
+        Field::Unread => "unread",
+        Field::Starred => "starred",
+        Field::Todo => "todo",
+        Field::Draft => "draft",
+        Field::HasAttachments => "has_attachments",
+        Field::Size => "size",
+    }
+}
+
+/// `%needle%` for LIKE … ESCAPE '\', lower-cased like the column it is compared with.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+const ESCAPE: &str = " ESCAPE '\\'";
+
+fn render(sql: &mut Sql, f: &Filter, a: &str) {
+    match f {
+        Filter::Const(true) => {
+            sql.push("1 = 1");
+        }
+        Filter::Const(false) => {
+            sql.push("1 = 0");
+        }
+        Filter::And(items) | Filter::Or(items) if items.is_empty() => {
+            sql.push(if matches!(f, Filter::And(_)) {
+                "1 = 1"
+            } else {
+                "1 = 0"
+            });
+        }
+        Filter::And(items) | Filter::Or(items) => {
+            let joiner = if matches!(f, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            sql.push("(");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    sql.push(joiner);
+                }
+                render(sql, item, a);
+            }
+            sql.push(")");
+        }
+        Filter::Cond(field, pred) => render_cond(sql, *field, pred, a),
+    }
+}
+
+fn render_cond(sql: &mut Sql, field: Field, pred: &Pred, a: &str) {
+    let col = format!("{a}.{}", column(field));
+    let kind = field.kind();
+    match pred {
+        Pred::Int(op, v) => {
+            let op = match op {
+                CmpOp::Eq => "=",
+                CmpOp::Ne => "<>",
+                CmpOp::Gt => ">",
+                CmpOp::Ge => ">=",
+                CmpOp::Lt => "<",
+                CmpOp::Le => "<=",
+            };
+            sql.push(&format!("{col} {op} ")).int(*v);
+        }
+        Pred::IntIn { values, negated } => {
+            sql.push(&format!("{col} {}IN ", if *negated { "NOT " } else { "" }))
+                .ints(values);
+        }
+        Pred::Bool(true) => {
+            sql.push(&col);
+        }
+        Pred::Bool(false) => {
+            sql.push(&format!("NOT {col}"));
+        }
+        Pred::Text { value, negated } => match kind {
+            Kind::Sender => {
+                sql.push(&format!(
+                    "LOWER({col}) {} ",
+                    if *negated { "<>" } else { "=" }
+                ))
+                .text(value.to_lowercase());
+            }
+            Kind::OptText if *negated => {
+                sql.push(&format!("({col} IS NULL OR {col} <> "))
+                    .text(value.clone())
+                    .push(")");
+            }
+            _ => {
+                sql.push(&format!("{col} {} ", if *negated { "<>" } else { "=" }))
+                    .text(value.clone());
+            }
+        },
+        Pred::TextIn { values, negated } => {
+            let not = if *negated { "NOT " } else { "" };
+            match kind {
+                Kind::Sender => {
+                    let lower: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+                    sql.push(&format!("LOWER({col}) {not}IN ")).texts(&lower);
+                }
+                Kind::OptText if *negated => {
+                    sql.push(&format!("({col} IS NULL OR {col} NOT IN "))
+                        .texts(values)
+                        .push(")");
+                }
+                _ => {
+                    sql.push(&format!("{col} {not}IN ")).texts(values);
+                }
+            }
+        }
+        Pred::Includes { needle, negated } => {
+            if *negated {
+                sql.push("NOT ");
+            }
+            sql.push("(");
+            includes(sql, field, needle, a);
+            sql.push(")");
+        }
+        Pred::Empty { negated } => {
+            if *negated {
+                sql.push("NOT ");
+            }
+            match kind {
+                Kind::OptText => sql.push(&format!("({col} IS NULL OR {col} = '')")),
+                Kind::Sender => {
+                    sql.push(&format!("({a}.from_address = '' AND {a}.from_name = '')"))
+                }
+                Kind::Addresses | Kind::Labels => sql.push(&format!("({col} = '[]')")),
+                _ => sql.push(&format!("({col} = '')")),
+            };
+        }
+    }
+}
+
+fn includes(sql: &mut Sql, field: Field, needle: &str, a: &str) {
+    let col = format!("{a}.{}", column(field));
+    match field.kind() {
+        Kind::Sender => {
+            let p = like_pattern(needle);
+            sql.push(&format!("LOWER({a}.from_address) LIKE "))
+                .text(p.clone())
+                .push(ESCAPE)
+                .push(&format!(" OR LOWER({a}.from_name) LIKE "))
+                .text(p)
+                .push(ESCAPE);
+        }
+        Kind::Addresses => {
+            let p = like_pattern(needle);
+            // The cheap LIKE over the JSON text rules most rows out; the JSON walk then makes sure
+            // the match is in a name or an address, not in a key. Text JSON escapes (quotes,
+            // backslashes, control characters) cannot be pre-filtered that way.
+            if !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control()) {
+                sql.push(&format!("LOWER({col}) LIKE "))
+                    .text(p.clone())
+                    .push(ESCAPE)
+                    .push(" AND ");
+            }
+            match sql.dialect {
+                Dialect::Sqlite => sql
+                    .push(&format!(
+                        "EXISTS (SELECT 1 FROM json_each({col}) j WHERE \
+                         LOWER(COALESCE(json_extract(j.value, '$.address'), '')) LIKE "
+                    ))
+                    .text(p.clone())
+                    .push(ESCAPE)
+                    .push(" OR LOWER(COALESCE(json_extract(j.value, '$.name'), '')) LIKE ")
+                    .text(p)
+                    .push(ESCAPE)
+                    .push(")"),
+                Dialect::Pg => sql
+                    .push(&format!(
+                        "EXISTS (SELECT 1 FROM jsonb_array_elements(CAST({col} AS jsonb)) j(e) WHERE \
+                         LOWER(COALESCE(e->>'address', '')) LIKE "
+                    ))
+                    .text(p.clone())
+                    .push(ESCAPE)
+                    .push(" OR LOWER(COALESCE(e->>'name', '')) LIKE ")
+                    .text(p)
+                    .push(ESCAPE)
+                    .push(")"),
+            };
+        }
+        Kind::Labels => {
+            // Labels are a JSON array of strings: a label is present when its JSON string is.
+            let quoted = serde_json::Value::String(needle.to_string()).to_string();
+            let f = match sql.dialect {
+                Dialect::Sqlite => "instr",
+                Dialect::Pg => "strpos",
+            };
+            sql.push(&format!("{f}({col}, ")).text(quoted).push(") > 0");
+        }
+        _ => {
+            sql.push(&format!("COALESCE(LOWER({col}), '') LIKE "))
+                .text(like_pattern(needle))
+                .push(ESCAPE);
+        }
+    }
+}
+
+// ---- search ----
+
+/// The accounts a list can see: the user's, narrowed by the filter's top-level account
+/// conditions. Answers the narrowed set and whether every other top-level condition is one the
+/// full-text index answers by itself (accounts, well-known folders).
+fn narrow(filter: &Filter, user_accounts: &[i64]) -> (Vec<i64>, Option<Vec<String>>, bool) {
+    let mut accounts: BTreeSet<i64> = user_accounts.iter().copied().collect();
+    let mut folders: Option<Vec<String>> = None;
+    let mut index_only = true;
+    for c in filter.conjuncts() {
+        match c {
+            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq, v)) => accounts.retain(|a| a == v),
+            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Ne, v)) => {
+                accounts.remove(v);
+            }
+            Filter::Cond(Field::AccountId, Pred::IntIn { values, negated }) => {
+                accounts.retain(|a| values.contains(a) != *negated)
+            }
+            Filter::Cond(
+                Field::Folder,
+                Pred::Text {
+                    value,
+                    negated: false,
+                },
+            ) if folders.is_none() && folder::WELL_KNOWN.contains(&value.as_str()) => {
+                folders = Some(vec![value.clone()])
+            }
+            Filter::Cond(
+                Field::Folder,
+                Pred::TextIn {
+                    values,
+                    negated: false,
+                },
+            ) if folders.is_none()
+                && values
+                    .iter()
+                    .all(|v| folder::WELL_KNOWN.contains(&v.as_str())) =>
+            {
+                folders = Some(values.clone())
+            }
+            Filter::Const(true) => {}
+            _ => index_only = false,
+        }
+    }
+    (accounts.into_iter().collect(), folders, index_only)
+}
+
+/// The FTS5 query: the accounts, the folders when given, every word as a prefix.
+fn fts_match(accounts: &[i64], folders: Option<&[String]>, words: &[String]) -> String {
+    let accounts = accounts
+        .iter()
+        .map(|a| format!("account_key : \"a{a}\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let mut q = format!("({accounts})");
+    if let Some(folders) = folders {
+        let f = folders
+            .iter()
+            .map(|f| format!("folder_key : ^ \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        q.push_str(&format!(" AND ({f})"));
+    }
+    for w in words {
+        // Words are letters and digits only (search_words), so quoting cannot be broken.
+        q.push_str(&format!(" AND document : \"{w}\"*"));
+    }
+    q
+}
+
+fn tsquery(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("{w}:*"))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
+/// The WHERE clause of one list, for alias `a`.
+fn where_clause(sql: &mut Sql, q: &ListQuery, fts: Option<&str>, a: &str) {
+    sql.push(&format!("{a}.user_id = ")).int(q.user_id);
+    sql.push(" AND ");
+    render(sql, &q.filter, a);
+    if !q.search.is_empty() {
+        match (sql.dialect, fts) {
+            (Dialect::Sqlite, Some(m)) => {
+                sql.push(&format!(
+                    " AND {a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
+                ))
+                .text(m)
+                .push(")");
+            }
+            _ => {
+                sql.push(&format!(
+                    " AND to_tsvector('simple'::regconfig, {a}.search_text) @@ to_tsquery('simple'::regconfig, "
+                ))
+                .text(tsquery(&q.search))
+                .push(")");
+            }
+        }
+    }
+    if q.group_by_thread && a == "m" {
+        // The latest matching message of its thread: no newer matching one exists.
+        sql.push(
+            " AND NOT EXISTS (SELECT 1 FROM mail_messages n WHERE n.account_id = m.account_id \
+             AND n.thread_id = m.thread_id AND (n.date > m.date OR (n.date = m.date AND n.id > m.id)) AND ",
+        );
+        where_clause(sql, q, fts, "n");
+        sql.push(")");
+    }
+}
+
+fn user_accounts(conn: &mut DbConnection, user_id: i64) -> Result<Vec<i64>, DbError> {
+    Ok(mail_accounts::table
+        .filter(mail_accounts::user_id.eq(user_id))
+        .select(mail_accounts::id)
+        .load(conn)?)
+}
+
+pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError> {
+    let d = dialect(conn);
+    let mine = user_accounts(conn, q.user_id)?;
+    let (accounts, folders, index_only) = narrow(&q.filter, &mine);
+    if accounts.is_empty() || q.filter == Filter::Const(false) {
+        return Ok(ListPage::default());
+    }
+    let fts = (d == Dialect::Sqlite && !q.search.is_empty())
+        .then(|| fts_match(&accounts, folders.as_deref(), &q.search));
+
+    let mut sql = Sql::new(d);
+    sql.push("SELECT ");
+    sql.push(
+        &LIST_COLUMNS
+            .iter()
+            .map(|c| format!("m.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    sql.push(" FROM mail_messages m WHERE ");
+    where_clause(&mut sql, q, fts.as_deref(), "m");
+    sql.push(" ORDER BY ");
+    let mut order: Vec<String> = q
+        .sort
+        .iter()
+        .map(|(k, desc)| format!("{} {}", k.sql("m"), if *desc { "DESC" } else { "ASC" }))
+        .collect();
+    if !q.sort.iter().any(|(k, _)| *k == SortKey::Id) {
+        let desc = q.sort.first().is_none_or(|(_, d)| *d);
+        order.push(format!("m.id {}", if desc { "DESC" } else { "ASC" }));
+    }
+    sql.push(&order.join(", "));
+    sql.push(" LIMIT ")
+        .int(q.limit)
+        .push(" OFFSET ")
+        .int(q.offset);
+    let rows: Vec<ListRow> = load(conn, sql)?;
+
+    // A page that is not full is the last one: it says the count itself.
+    let count = if !rows.is_empty() && (rows.len() as i64) < q.limit {
+        q.offset + rows.len() as i64
+    } else if rows.is_empty() && q.offset == 0 {
+        0
+    } else {
+        count_matches(
+            conn,
+            q,
+            &accounts,
+            folders.as_deref(),
+            index_only,
+            fts.as_deref(),
+        )?
+    };
+    let threads = if q.group_by_thread {
+        thread_stats(conn, q.user_id, &rows)?
+    } else {
+        HashMap::new()
+    };
+    Ok(ListPage {
+        rows,
+        count,
+        threads,
+    })
+}
+
+fn count_matches(
+    conn: &mut DbConnection,
+    q: &ListQuery,
+    accounts: &[i64],
+    folders: Option<&[String]>,
+    index_only: bool,
+    fts: Option<&str>,
+) -> Result<i64, DbError> {
+    let d = dialect(conn);
+    let mut sql = Sql::new(d);
+    if q.group_by_thread {
+        sql.push("SELECT COUNT(*) AS n FROM (SELECT DISTINCT m.account_id, m.thread_id FROM mail_messages m WHERE ");
+        let plain = ListQuery {
+            group_by_thread: false,
+            ..q.clone()
+        };
+        where_clause(&mut sql, &plain, fts, "m");
+        sql.push(") t");
+        return count(conn, sql);
+    }
+    if let (Some(m), true) = (fts, index_only) {
+        let _ = folders;
+        sql.push("SELECT COUNT(*) AS n FROM mail_messages_fts WHERE mail_messages_fts MATCH ")
+            .text(m);
+        return count(conn, sql);
+    }
+    if q.search.is_empty() {
+        if let Some(shape) = counter_shape(&q.filter) {
+            let column = match shape.flag {
+                None => "c.total",
+                Some((Field::Unread, true)) => "c.unread",
+                Some((Field::Unread, false)) => "c.total - c.unread",
+                Some((_, true)) => "c.starred",
+                Some((_, false)) => "c.total - c.starred",
+            };
+            sql.push(&format!(
+                "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) AS n FROM mail_message_counts c WHERE c.account_id IN "
+            ))
+            .ints(accounts);
+            if let Some(pred) = shape.folder {
+                sql.push(" AND ");
+                render_cond(&mut sql, Field::Folder, pred, "c");
+            }
+            return count(conn, sql);
+        }
+    }
+    sql.push("SELECT COUNT(*) AS n FROM mail_messages m WHERE ");
+    where_clause(&mut sql, q, fts, "m");
+    count(conn, sql)
+}
+
+struct CounterShape<'a> {
+    folder: Option<&'a Pred>,
+    flag: Option<(Field, bool)>,
+}
+
+/// A filter the counters answer: only account conditions (already in `narrow`), at most one
+/// condition on the folder and at most one on read or star state.
+fn counter_shape(filter: &Filter) -> Option<CounterShape<'_>> {
+    let mut shape = CounterShape {
+        folder: None,
+        flag: None,
+    };
+    for c in filter.conjuncts() {
+        match c {
+            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
+            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
+            | Filter::Const(true) => {}
+            Filter::Cond(Field::Folder, p @ (Pred::Text { .. } | Pred::TextIn { .. }))
+                if shape.folder.is_none() =>
+            {
+                shape.folder = Some(p)
+            }
+            Filter::Cond(f @ (Field::Unread | Field::Starred), Pred::Bool(b))
+                if shape.flag.is_none() =>
+            {
+                shape.flag = Some((*f, *b))
+            }
+            _ => return None,
+        }
+    }
+    Some(shape)
+}
+
+fn thread_stats(
+    conn: &mut DbConnection,
+    user_id: i64,
+    rows: &[ListRow],
+) -> Result<HashMap<(i64, String), ThreadStats>, DbError> {
+    #[derive(QueryableByName)]
+    struct Stat {
+        #[diesel(sql_type = BigInt)]
+        account_id: i64,
+        #[diesel(sql_type = Text)]
+        thread_id: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+        #[diesel(sql_type = BigInt)]
+        unread: i64,
+    }
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut sql = Sql::new(dialect(conn));
+    sql.push(
+        "SELECT account_id, thread_id, COUNT(*) AS n, \
+         CAST(SUM(CASE WHEN unread THEN 1 ELSE 0 END) AS BIGINT) AS unread \
+         FROM mail_messages WHERE user_id = ",
+    )
+    .int(user_id)
+    .push(" AND (");
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(account_id = ")
+            .int(r.account_id)
+            .push(" AND thread_id = ")
+            .text(r.thread_id.clone())
+            .push(")");
+    }
+    sql.push(") GROUP BY account_id, thread_id");
+    Ok(load::<Stat>(conn, sql)?
+        .into_iter()
+        .map(|s| {
+            (
+                (s.account_id, s.thread_id),
+                ThreadStats {
+                    count: s.n,
+                    unread: s.unread,
+                },
+            )
+        })
+        .collect())
+}
+
+// ---- single records ----
+
+/// A message of `user_id` with its bodies; `NotFound` for anyone else's.
+pub fn get_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<MailMessageRow, DbError> {
+    Ok(mail_messages::table
+        .filter(mail_messages::id.eq(id))
+        .filter(mail_messages::user_id.eq(user_id))
+        .select(MailMessageRow::as_select())
+        .first(conn)?)
+}
+
+/// Messages of `user_id` among `ids` (list columns), in the order of `ids`; missing ones are
+/// left out.
+pub fn rows_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    ids: &[i64],
+) -> Result<Vec<ListRow>, DbError> {
+    let mut found: HashMap<i64, ListRow> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<MailMessageRow> = mail_messages::table
+            .filter(mail_messages::user_id.eq(user_id))
+            .filter(mail_messages::id.eq_any(chunk))
+            .select(MailMessageRow::as_select())
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|r| (r.id, ListRow::from(r))));
+    }
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// Attachments of the given messages of `user_id`, by message.
+pub fn attachments_for(
+    conn: &mut DbConnection,
+    user_id: i64,
+    message_ids: &[i64],
+) -> Result<HashMap<i64, Vec<MailAttachmentRow>>, DbError> {
+    let mut out: HashMap<i64, Vec<MailAttachmentRow>> = HashMap::new();
+    for chunk in message_ids.chunks(500) {
+        let rows: Vec<MailAttachmentRow> = mail_attachments::table
+            .filter(mail_attachments::user_id.eq(user_id))
+            .filter(mail_attachments::message_id.eq_any(chunk))
+            .order((mail_attachments::message_id, mail_attachments::part_index))
+            .select(MailAttachmentRow::as_select())
+            .load(conn)?;
+        for r in rows {
+            out.entry(r.message_id).or_default().push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// An attachment of `user_id` with its message; `NotFound` for anyone else's.
+pub fn attachment_for_user(
+    conn: &mut DbConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<(MailAttachmentRow, MailMessageRow), DbError> {
+    let a: MailAttachmentRow = mail_attachments::table
+        .filter(mail_attachments::id.eq(id))
+        .filter(mail_attachments::user_id.eq(user_id))
+        .select(MailAttachmentRow::as_select())
+        .first(conn)?;
+    let m = get_for_user(conn, user_id, a.message_id)?;
+    Ok((a, m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::filter;
+    use serde_json::json;
+
+    #[test]
+    fn search_documents_and_words_cut_alike() {
+        assert_eq!(
+            search_document(&["Re: Café-Meeting!", "ann.lee@Example.com", ""]),
+            "re café meeting ann lee example com"
+        );
+        assert_eq!(search_words("  ANN.lee  ann "), vec!["ann", "lee"]);
+        assert!(search_words("!!! ...").is_empty());
+        let long = "word ".repeat(100_000);
+        assert!(search_document(&[&long]).len() <= SEARCH_DOCUMENT_MAX);
+    }
+
+    fn sql_of(f: serde_json::Value, d: Dialect) -> (String, usize) {
+        let f = filter::parse(&f).expect("filter");
+        let mut sql = Sql::new(d);
+        render(&mut sql, &f, "m");
+        (sql.text, sql.binds.len())
+    }
+
+    #[test]
+    fn filters_render_with_bound_values_only() {
+        let (s, n) = sql_of(
+            json!({"subject": {"$includes": "50%_off'; DROP TABLE x"}, "unread": true, "folder": {"$in": ["inbox", "spam"]}}),
+            Dialect::Sqlite,
+        );
+        assert_eq!(
+            s,
+            "(m.folder IN (?, ?) AND (COALESCE(LOWER(m.subject), '') LIKE ? ESCAPE '\\') AND m.unread)"
+        );
+        assert_eq!(n, 3);
+        let (s, n) = sql_of(json!({"to": {"$includes": "bob"}}), Dialect::Pg);
+        assert!(s.starts_with("(LOWER(m.to_json) LIKE $1 ESCAPE '\\' AND EXISTS (SELECT 1 FROM jsonb_array_elements"), "{s}");
+        assert!(s.contains("$3"), "{s}");
+        assert_eq!(n, 3);
+        assert_eq!(like_pattern("50%_A\\"), "%50\\%\\_a\\\\%");
+    }
+
+    #[test]
+    fn counts_use_the_counters_only_for_their_shape() {
+        let shape = |v| counter_shape(&filter::parse(&v).expect("f")).is_some();
+        assert!(shape(json!({})));
+        assert!(shape(
+            json!({"accountId": 3, "folder": "inbox", "unread": true})
+        ));
+        assert!(shape(json!({"folder": {"$ne": "trash"}, "starred": false})));
+        assert!(!shape(json!({"unread": true, "starred": true})));
+        assert!(!shape(json!({"subject": {"$includes": "x"}})));
+        assert!(!shape(
+            json!({"$or": [{"folder": "inbox"}, {"unread": true}]})
+        ));
+    }
+
+    #[test]
+    fn accounts_are_narrowed_to_the_users_own() {
+        let f = |v| filter::parse(&v).expect("f");
+        assert_eq!(narrow(&f(json!({})), &[1, 2]).0, vec![1, 2]);
+        assert_eq!(narrow(&f(json!({"accountId": 2})), &[1, 2]).0, vec![2]);
+        assert!(narrow(&f(json!({"accountId": 9})), &[1, 2]).0.is_empty());
+        assert_eq!(
+            narrow(&f(json!({"accountId": {"$notIn": [1]}})), &[1, 2]).0,
+            vec![2]
+        );
+        let (_, folders, index_only) = narrow(&f(json!({"folder": "inbox", "accountId": 1})), &[1]);
+        assert_eq!(folders, Some(vec!["inbox".to_string()]));
+        assert!(index_only);
+        let (_, folders, index_only) =
+            narrow(&f(json!({"folder": "user:x", "unread": true})), &[1]);
+        assert_eq!(folders, None);
+        assert!(!index_only);
+        assert_eq!(
+            fts_match(&[1, 2], Some(&["inbox".to_string()]), &["caf".into(), "lee".into()]),
+            "(account_key : \"a1\" OR account_key : \"a2\") AND (folder_key : ^ \"inbox\") AND document : \"caf\"* AND document : \"lee\"*"
+        );
+        assert_eq!(tsquery(&["caf".into(), "lee".into()]), "caf:* & lee:*");
+    }
+}
