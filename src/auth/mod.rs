@@ -64,6 +64,9 @@ impl HostAuth {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(host.request_timeout_secs))
+            // Below the 5 s keep-alive of Node's http server (NocoBase), so an idle pooled
+            // connection is dropped here before the host closes it under a request.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build()?;
         Ok(Self {
             key: DecodingKey::from_secret(host.jwt_secret.expose()),
@@ -157,10 +160,13 @@ impl HostAuth {
     }
 
     async fn roles_check(&self, token: &str, forwarded: &[(&str, String)]) -> ApiResult<RoleCheck> {
-        let mut req = self.http.get(&self.roles_check_url).bearer_auth(token);
-        for (h, v) in forwarded {
-            req = req.header(*h, v);
-        }
+        let request = || {
+            let mut req = self.http.get(&self.roles_check_url).bearer_auth(token);
+            for (h, v) in forwarded {
+                req = req.header(*h, v);
+            }
+            req
+        };
         let unavailable = |e: anyhow::Error| {
             ApiError::new(
                 ErrorCode::HostUnavailable,
@@ -168,7 +174,13 @@ impl HostAuth {
             )
             .with_cause(e)
         };
-        let resp = req.send().await.map_err(|e| {
+        // A pooled connection the host closed as it was reused fails before the host saw the
+        // request; the check is a GET, so one immediate retry is safe. Timeouts are not retried.
+        let resp = match request().send().await {
+            Err(e) if !e.is_timeout() => request().send().await,
+            other => other,
+        }
+        .map_err(|e| {
             unavailable(anyhow::Error::new(e).context("calling the host's roles:check"))
         })?;
         let status = resp.status();
