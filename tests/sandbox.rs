@@ -1966,16 +1966,26 @@ async fn mailbox_controls_validate_and_slow_faults_delay() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    // A slow answer: the real one, after the delay.
+    // A slow answer: a client with a shorter timeout gives up; the fault is then spent and the
+    // real answer comes.
     let res = c
         .post(format!("{}/__sandbox/faults", sb.base_url))
-        .json(&json!({"path_prefix": "/microsoft/graph", "delay_ms": 400, "count": 1}))
+        .json(&json!({"path_prefix": "/microsoft/graph", "delay_ms": 3000, "count": 1}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let started = std::time::Instant::now();
-    let res = c
+    let impatient = Client::builder()
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let err = impatient
+        .get(format!("{}/me", sb.graph_api_base()))
+        .send()
+        .await
+        .expect_err("timed out");
+    assert!(err.is_timeout(), "{err}");
+    let res = impatient
         .get(format!("{}/me", sb.graph_api_base()))
         .send()
         .await
@@ -1985,7 +1995,6 @@ async fn mailbox_controls_validate_and_slow_faults_delay() {
         StatusCode::UNAUTHORIZED,
         "the handler answered"
     );
-    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
     let res = c
         .post(format!("{}/__sandbox/faults", sb.base_url))
         .json(&json!({"path_prefix": "/x"}))
@@ -1997,5 +2006,52 @@ async fn mailbox_controls_validate_and_slow_faults_delay() {
         StatusCode::BAD_REQUEST,
         "a fault needs a status or a delay"
     );
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn graph_answers_429_past_four_concurrent_requests_per_mailbox() {
+    let (sb, c, cfg) = start().await;
+    let tokens = ms_tokens(&sb, &c, &cfg, "dave@contoso.test").await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let res = c
+        .post(format!("{}/__sandbox/faults", sb.base_url))
+        .json(&json!({"path_prefix": "/microsoft/graph/v1.0/me/mailFolders", "delay_ms": 1500, "count": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let url = format!("{}/me/mailFolders", sb.graph_api_base());
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let req = c.get(&url).bearer_auth(&token).send();
+            tokio::spawn(req)
+        })
+        .collect();
+    // The four slow ones are being answered; wait until the sandbox has them all.
+    loop {
+        let (_, seen) = body(
+            c.get(format!("{}/__sandbox/concurrency", sb.base_url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if seen["graphMaxInFlight"]["dave@contoso.test"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let res = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let (_, err) = body(res).await;
+    assert_eq!(err["error"]["code"], "ApplicationThrottled");
+    for r in slow {
+        assert_eq!(r.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    // The slow ones answered: dave's slots are free again.
+    let res = c.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     sb.stop().await;
 }

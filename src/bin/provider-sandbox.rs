@@ -7,18 +7,21 @@ use std::process::ExitCode;
 
 use email_manager::sandbox::{Sandbox, SandboxConfig};
 
-const USAGE: &str = "usage: provider-sandbox [--bind 127.0.0.1:18080] [--jwt-secret-file PATH] \
+const USAGE: &str = "usage: provider-sandbox [--bind 127.0.0.1:18080] [--jwt-secret-file PATH] [--mail N] \
 [--google-client-id X --google-client-secret Y --microsoft-client-id X --microsoft-client-secret Y]";
 
 struct Args {
     bind: String,
     config: SandboxConfig,
+    /// Generated messages per seeded mailbox at start.
+    mail: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         bind: "127.0.0.1:18080".into(),
         config: SandboxConfig::default(),
+        mail: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -31,6 +34,13 @@ fn parse_args() -> Result<Args, String> {
         let c = &mut args.config;
         match flag.as_str() {
             "--bind" => args.bind = value,
+            "--mail" => {
+                args.mail = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 100_000)
+                    .ok_or_else(|| format!("--mail {value}: a number of messages up to 100000"))?
+            }
             // The raw bytes, as NocoBase reads storage/apps/main/jwt_secret.dat.
             "--jwt-secret-file" => {
                 c.jwt_secret =
@@ -97,6 +107,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.mail > 0 {
+        sandbox.generate_mail(args.mail, 25);
+    }
     // Scripts wait for this one line (the real port when --bind asked for port 0).
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "provider sandbox listening on {}", sandbox.base_url);

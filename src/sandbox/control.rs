@@ -24,6 +24,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/host/revoke-jti", web::post().to(revoke_jti))
             .route("/requests", web::get().to(requests))
             .route("/requests", web::delete().to(clear_requests))
+            .route("/concurrency", web::get().to(concurrency))
+            .route("/concurrency", web::delete().to(clear_concurrency))
             .route("/registrations", web::get().to(registrations)),
     );
 }
@@ -196,6 +198,19 @@ async fn clear_requests(data: web::Data<Shared>) -> HttpResponse {
     let mut state = data.state();
     state.requests_dropped += state.requests.len();
     state.requests.clear();
+    json_response(200, json!({ "ok": true }))
+}
+
+/// The most Graph requests each mailbox had in flight at once (Graph allows 4).
+async fn concurrency(data: web::Data<Shared>) -> HttpResponse {
+    json_response(
+        200,
+        json!({ "graphMaxInFlight": data.state().graph_max_in_flight }),
+    )
+}
+
+async fn clear_concurrency(data: web::Data<Shared>) -> HttpResponse {
+    data.state().graph_max_in_flight.clear();
     json_response(200, json!({ "ok": true }))
 }
 

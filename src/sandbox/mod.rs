@@ -64,6 +64,7 @@ pub struct Sandbox {
     /// `http://127.0.0.1:PORT`, no trailing slash.
     pub base_url: String,
     handle: ServerHandle,
+    shared: web::Data<Shared>,
 }
 
 impl Sandbox {
@@ -76,7 +77,9 @@ impl Sandbox {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
         let addr = listener.local_addr()?;
         let shared = web::Data::new(Shared::new(config));
+        let app_shared = shared.clone();
         let server = HttpServer::new(move || {
+            let shared = app_shared.clone();
             App::new()
                 .app_data(shared.clone())
                 // Gmail uploads go up to 35 MB; the default 256 kB would answer 413 too early.
@@ -101,7 +104,20 @@ impl Sandbox {
         Ok(Sandbox {
             base_url: format!("http://{addr}"),
             handle,
+            shared,
         })
+    }
+
+    /// Fills every seeded mailbox with `count` generated messages (as `POST …/generate` does),
+    /// seeded by the mailbox so a restart makes the same mail.
+    pub fn generate_mail(&self, count: usize, days: u32) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut state = self.shared.state();
+        for (i, mailbox) in MAILBOXES.iter().enumerate() {
+            let store = state.store(mailbox);
+            // Only unknown folder names fail, and the generator creates its own.
+            let _ = generate::generate(store, count, 1000 + i as u64, days, now);
+        }
     }
 
     pub async fn stop(self) {
@@ -307,6 +323,9 @@ pub(crate) struct State {
     pub revoked_jtis: HashSet<String>,
     /// Mail of the seeded mailboxes, created on first use.
     mail: HashMap<&'static str, store::Store>,
+    /// Graph requests being answered now, per mailbox, and the most seen at once.
+    pub graph_in_flight: HashMap<&'static str, usize>,
+    pub graph_max_in_flight: HashMap<&'static str, usize>,
     next_grant: u64,
 }
 
@@ -442,9 +461,32 @@ async fn intercept(
     req.set_payload(Payload::from(body.clone()));
 
     let record = record_of(req.request(), &body);
-    let (seq, fault) = {
+    let (seq, fault, slot) = {
         let mut state = shared.state();
         let seq = state.record(record);
+        // Graph's own limit comes before any injected fault.
+        let mut slot = None;
+        if req.path().starts_with("/microsoft/graph/") {
+            if let Some(m) = state.access_owner(Provider::Microsoft, bearer(req.request())) {
+                let n = state.graph_in_flight.entry(m.email).or_default();
+                if *n >= GRAPH_MAILBOX_CONCURRENCY {
+                    drop(state);
+                    let res = graph_throttled();
+                    if let Some(r) = shared.state().record_mut(seq) {
+                        r["status"] = json!(res.status().as_u16());
+                    }
+                    return Ok(req.into_response(res));
+                }
+                *n += 1;
+                let now = *n;
+                let max = state.graph_max_in_flight.entry(m.email).or_default();
+                *max = (*max).max(now);
+                slot = Some(InFlight {
+                    shared: shared.clone(),
+                    email: m.email,
+                });
+            }
+        }
         let method = req.method().as_str();
         let path = req.path();
         let fault = state.faults.iter_mut().find(|f| {
@@ -459,7 +501,7 @@ async fn intercept(
             f.clone()
         });
         state.faults.retain(|f| f.remaining > 0);
-        (seq, fault)
+        (seq, fault, slot)
     };
 
     if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
@@ -472,10 +514,44 @@ async fn intercept(
         }
         None => next.call(req).await?.map_into_boxed_body(),
     };
+    drop(slot);
     if let Some(r) = shared.state().record_mut(seq) {
         r["status"] = json!(res.status().as_u16());
     }
     Ok(res)
+}
+
+/// Graph answers at most this many concurrent requests per mailbox; more get 429.
+const GRAPH_MAILBOX_CONCURRENCY: usize = 4;
+
+/// Holds one of a mailbox's Graph request slots until the answer is made (or the request is
+/// dropped).
+struct InFlight {
+    shared: web::Data<Shared>,
+    email: &'static str,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = self.shared.state().graph_in_flight.get_mut(self.email) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+fn graph_throttled() -> HttpResponse {
+    let mut res = json_response(
+        429,
+        microsoft::graph_error(
+            "ApplicationThrottled",
+            "Application is over its MailboxConcurrency limit.",
+        ),
+    );
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("1"),
+    );
+    res
 }
 
 fn record_of(req: &HttpRequest, body: &[u8]) -> Value {

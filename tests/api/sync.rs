@@ -22,6 +22,8 @@ pub struct Seen {
     pub starred: bool,
     pub thread_id: String,
     pub message_id: Option<String>,
+    /// Gmail label ids / Outlook categories, in the provider's order.
+    pub labels: Vec<String>,
 }
 
 impl TestApp {
@@ -71,6 +73,7 @@ impl TestApp {
                         message_id: x["messageIdHeader"]
                             .as_str()
                             .map(|s| s.trim_matches(['<', '>']).to_string()),
+                        labels: serde_json::from_value(x["labels"].clone()).expect("labels"),
                     },
                 )
             })
@@ -88,25 +91,34 @@ impl TestApp {
                     .filter(f::account_id.eq(account_id))
                     .select((f::folder, f::name))
                     .load(c)?;
-                let rows: Vec<(String, String, bool, bool, String, Option<String>)> =
-                    m::mail_messages
-                        .filter(m::account_id.eq(account_id))
-                        .select((
-                            m::provider_message_id,
-                            m::folder,
-                            m::unread,
-                            m::starred,
-                            m::thread_id,
-                            m::message_id,
-                        ))
-                        .load(c)?;
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(
+                    String,
+                    String,
+                    bool,
+                    bool,
+                    String,
+                    Option<String>,
+                    String,
+                )> = m::mail_messages
+                    .filter(m::account_id.eq(account_id))
+                    .select((
+                        m::provider_message_id,
+                        m::folder,
+                        m::unread,
+                        m::starred,
+                        m::thread_id,
+                        m::message_id,
+                        m::provider_labels,
+                    ))
+                    .load(c)?;
                 Ok((folders, rows))
             })
             .await
             .expect("stored");
         let (folders, rows) = rows;
         let mut out = BTreeMap::new();
-        for (id, folder, unread, starred, thread_id, message_id) in rows {
+        for (id, folder, unread, starred, thread_id, message_id, labels) in rows {
             let folder = folders
                 .iter()
                 .find(|(k, _)| *k == folder)
@@ -120,6 +132,7 @@ impl TestApp {
                     starred,
                     thread_id,
                     message_id,
+                    labels: serde_json::from_str(&labels).expect("labels are JSON"),
                 },
             );
             assert!(previous.is_none(), "a message stored twice");
@@ -583,5 +596,661 @@ async fn replicas_share_the_sync_work_through_leases() {
             }
         }
     }
+    app.stop().await;
+}
+
+async fn control_json(app: &TestApp, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let resp = app
+        .client
+        .request(
+            method,
+            format!("{}/__sandbox/mailboxes/{path}", app.sandbox.base_url),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("sandbox control");
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap_or(Value::Null)
+}
+
+/// Folder (Gmail label / Outlook folder) and label (Gmail labels / Outlook categories) changes
+/// made at the provider, including a folder created after the first sync.
+#[actix_web::test]
+async fn labels_and_new_folders_at_the_provider_show_up_after_the_next_sync() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    for email in [GMAIL, OUTLOOK] {
+        app.generate(email, 60, 71).await;
+        let id = linked(&app, email).await;
+        app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        let ids: Vec<String> = app.stored(id).await.keys().cloned().collect();
+
+        control_json(
+            &app,
+            reqwest::Method::POST,
+            &format!("{email}/folders"),
+            json!({"name": "Clients"}),
+        )
+        .await;
+        patch_message(&app, email, &ids[0], json!({"folder": "Clients"})).await;
+        patch_message(&app, email, &ids[1], json!({"labels": ["Projects"]})).await;
+        patch_message(
+            &app,
+            email,
+            &ids[2],
+            json!({"labels": [], "unread": true, "starred": true}),
+        )
+        .await;
+        patch_message(&app, email, &ids[3], json!({"folder": "Receipts"})).await;
+        patch_message(&app, email, &ids[3], json!({"folder": "inbox"})).await;
+
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert_eq!(run["kind"], "incremental", "{run}");
+        assert!(run["error"].is_null(), "{run}");
+        assert_eq!(
+            (&run["added"], &run["removed"]),
+            (&json!(0), &json!(0)),
+            "{run}"
+        );
+        assert_in_step(&app, email, id).await;
+        let stored = app.stored(id).await;
+        assert_eq!(stored[&ids[0]].folder, "Clients", "{email}");
+        assert_eq!(stored[&ids[3]].folder, "inbox", "{email}");
+    }
+    app.stop().await;
+}
+
+/// A provider slower than `providers.request_timeout_secs`: the calls time out and are retried.
+#[actix_web::test]
+async fn slow_provider_answers_time_out_and_are_retried() {
+    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__REQUEST_TIMEOUT_SECS", "1")]).await;
+    app.configure_providers().await;
+    for (email, prefix) in [
+        (GMAIL, "/google/gmail/v1/users/me/messages"),
+        (OUTLOOK, "/microsoft/graph/v1.0/me/messages"),
+    ] {
+        app.generate(email, 30, 81).await;
+        let id = linked(&app, email).await;
+        app.sandbox_post(
+            "/__sandbox/faults",
+            json!({"path_prefix": prefix, "delay_ms": 2500, "count": 2}),
+        )
+        .await;
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_in_step(&app, email, id).await;
+        // The two slow calls were made again.
+        let seen = app.sandbox_requests(prefix).await;
+        let distinct: std::collections::HashSet<String> = seen
+            .iter()
+            .map(|r| format!("{} {}", r["path"], r["query"]))
+            .collect();
+        assert!(
+            seen.len() >= distinct.len() + 2,
+            "{} calls, {} distinct",
+            seen.len(),
+            distinct.len()
+        );
+    }
+    app.stop().await;
+}
+
+/// Raw messages in the charsets and encodings real mail uses, a hostile HTML message and
+/// attachments, through both providers: stored decoded.
+#[actix_web::test]
+async fn charsets_encodings_and_hostile_html_are_stored_decoded() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    // (charset, encoded subject, encoded name, base64 body) -> (subject, name, body)
+    let cases: [(&str, &str, &str, &str, &str, &str, &str); 7] = [
+        (
+            "iso-8859-1",
+            "=?iso-8859-1?Q?R=E9union_=E0_Gen=E8ve?=",
+            "=?iso-8859-1?Q?Jos=E9_M=FCller?=",
+            "Vm9pbOAgbGUgculzdW3pLg==",
+            "Réunion à Genève",
+            "José Müller",
+            "Voilà le résumé.",
+        ),
+        (
+            "windows-1252",
+            "=?windows-1252?Q?Prix=3A_20_=80_=96_=93offre=94?=",
+            "=?windows-1252?Q?Fran=E7ois_Dupr=E9?=",
+            "TGUgZGV2aXMgc5LpbOh2ZSDgIDEgMjUwIIAu",
+            "Prix: 20 € – “offre”",
+            "François Dupré",
+            "Le devis s’élève à 1 250 €.",
+        ),
+        (
+            "shift_jis",
+            "=?shift_jis?B?k/qWe4zqgsyDZYNYg2c=?=",
+            "=?shift_jis?B?jlKTYyCRvphZ?=",
+            "gqiQophigsmCyILBgsSCqILogtyCt4FC",
+            "日本語のテスト",
+            "山田 太郎",
+            "お世話になっております。",
+        ),
+        (
+            "gb2312",
+            "=?gb2312?B?udjT2s/uxL+9+LbItcSxqLjm?=",
+            "=?gb2312?B?zfXQocP3?=",
+            "xOO6w6OsuL28/srHsb7W3LXEsai45qGj",
+            "关于项目进度的报告",
+            "王小明",
+            "你好，附件是本周的报告。",
+        ),
+        (
+            "euc-kr",
+            "=?euc-kr?B?yLjAxyDAz8GkIL7Is7s=?=",
+            "=?euc-kr?B?sei5zsHY?=",
+            "vsiz58fPvLy/5C4=",
+            "회의 일정 안내",
+            "김민준",
+            "안녕하세요.",
+        ),
+        (
+            "iso-2022-jp",
+            "=?iso-2022-jp?B?GyRCJDMkcyRLJEEkT0AkMyYbKEI=?=",
+            "=?iso-2022-jp?B?GyRCOjRGIxsoQiAbJEIyVjtSGyhC?=",
+            "GyRCJGgkbSQ3JC8kKjRqJCQkJCQ/JDckXiQ5ISMbKEI=",
+            "こんにちは世界",
+            "佐藤 花子",
+            "よろしくお願いいたします。",
+        ),
+        (
+            "koi8-r",
+            "=?koi8-r?Q?=EF=D4=DE=A3=D4_=DA=C1_=CE=C5=C4=C5=CC=C0?=",
+            "=?koi8-r?Q?=E9=D7=C1=CE=C1_=F0=C5=D4=D2=CF=D7=C1?=",
+            "5M/C0tnKIMTFztgh",
+            "Отчёт за неделю",
+            "Ивана Петрова",
+            "Добрый день!",
+        ),
+    ];
+    let hostile = "From: Security <security@evil.example.net>\r\nTo: you@example.test\r\nSubject: =?utf-8?B?QWNjb3VudCBsb2NrZWQg8J+UkQ==?=\r\nMessage-ID: <hostile@evil.example.net>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<html><body onload=3D\"steal()\"><script>alert(document.cookie)</script><p>Dear custome=\r\nr, <a href=3D\"javascript:alert(1)\">unlock</a></p><img src=3D\"https://tracker.ex=\r\nample.net/p.gif\"><img src=3D\"x\" onerror=3D\"alert(2)\"></body></html>\r\n";
+    let attached = "From: Ada <ada@example.org>\r\nTo: you@example.test\r\nSubject: Files\r\nMessage-ID: <files@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\nContent-Type: multipart/related; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>logo: <img src=\"cid:logo@x\"></p>\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--r--\r\n--m\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename*=UTF-8''%C3%9Cberweisung%2010%20%E2%82%AC.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--m--\r\n";
+    for email in [GMAIL, OUTLOOK] {
+        let mut expected = Vec::new();
+        for (charset, subject, name, body, want_subject, want_name, want_body) in cases {
+            let raw = format!(
+                "From: {name} <sender@example.test>\r\nTo: {email}\r\nSubject: {subject}\r\nMessage-ID: <{charset}@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"{charset}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}\r\n"
+            );
+            let inserted = control_json(
+                &app,
+                reqwest::Method::POST,
+                &format!("{email}/messages"),
+                json!({"raw": base64_std(raw.as_bytes())}),
+            )
+            .await;
+            expected.push((
+                inserted["id"].as_str().expect("id").to_string(),
+                want_subject,
+                want_name,
+                want_body,
+            ));
+        }
+        let hostile_id = control_json(
+            &app,
+            reqwest::Method::POST,
+            &format!("{email}/messages"),
+            json!({"raw": base64_std(hostile.as_bytes())}),
+        )
+        .await["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let files_id = control_json(
+            &app,
+            reqwest::Method::POST,
+            &format!("{email}/messages"),
+            json!({"raw": base64_std(attached.as_bytes())}),
+        )
+        .await["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        app.generate(email, 200, 91).await;
+        let id = linked(&app, email).await;
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_in_step(&app, email, id).await;
+
+        for (pid, subject, name, body) in expected {
+            let row = message_row(&app, id, &pid).await;
+            assert_eq!((row.0.as_str(), row.1.as_str()), (subject, name), "{email}");
+            assert_eq!(
+                row.2.as_deref().map(str::trim),
+                Some(body),
+                "{email}: {subject}"
+            );
+            assert!(
+                row.4.contains(&subject.to_lowercase()),
+                "searchable: {subject}"
+            );
+        }
+        let (subject, _, text, html, search, snippet) = message_row(&app, id, &hostile_id).await;
+        assert_eq!(subject, "Account locked 🔑");
+        // An HTML-only message: any text body is derived from the HTML, without the script.
+        let text = text.unwrap_or_default();
+        assert!(
+            !text.contains("alert(") && !text.contains("document.cookie"),
+            "{text}"
+        );
+        let html = html.expect("html body");
+        assert!(
+            html.contains("Dear customer") && html.contains("tracker.example.net"),
+            "QP decoded: {html}"
+        );
+        assert!(snippet.contains("Dear customer"), "{snippet}");
+        for bad in ["alert(", "document.cookie", "javascript:"] {
+            assert!(
+                !snippet.contains(bad) && !search.contains(bad),
+                "{bad} in the snippet or search text"
+            );
+        }
+        let attachments = attachment_rows(&app, id, &files_id).await;
+        assert_eq!(attachments.len(), 2, "{attachments:?}");
+        let pdf = attachments
+            .iter()
+            .find(|a| a.1 == "application/pdf")
+            .expect("pdf");
+        assert_eq!(
+            (pdf.0.as_str(), pdf.2, pdf.3),
+            ("Überweisung 10 €.pdf", false, 9)
+        );
+        let png = attachments
+            .iter()
+            .find(|a| a.1 == "image/png")
+            .expect("png");
+        assert!(png.2, "the cid image is inline");
+        assert_eq!(png.4.as_deref(), Some("logo@x"));
+
+        // Generated mail in every charset: what the sandbox decodes, the sidecar stored.
+        let sandbox: Value = app
+            .client
+            .get(format!(
+                "{}/__sandbox/mailboxes/{email}",
+                app.sandbox.base_url
+            ))
+            .send()
+            .await
+            .expect("mailbox")
+            .json()
+            .await
+            .expect("json");
+        let mut cjk = 0;
+        for m in sandbox["messages"].as_array().expect("messages") {
+            let pid = m["id"].as_str().expect("id");
+            let row = message_row(&app, id, pid).await;
+            assert_eq!(
+                row.0,
+                m["subject"].as_str().unwrap_or_default(),
+                "{email} {pid}"
+            );
+            assert!(
+                !row.0.contains('\u{fffd}') && !row.1.contains('\u{fffd}'),
+                "{email}: {:?}",
+                row.0
+            );
+            if row.0.chars().any(|c| {
+                ('\u{3040}'..='\u{9fff}').contains(&c) || ('\u{ac00}'..='\u{d7af}').contains(&c)
+            }) {
+                cjk += 1;
+            }
+        }
+        assert!(cjk > 10, "{email}: {cjk} CJK subjects");
+    }
+    app.stop().await;
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// (subject, from name, text body, html body, search text, snippet) of a stored message.
+async fn message_row(
+    app: &TestApp,
+    account_id: i64,
+    provider_id: &str,
+) -> (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+) {
+    let pid = provider_id.to_string();
+    app.state
+        .db
+        .run(move |c| {
+            Ok(m::mail_messages
+                .filter(m::account_id.eq(account_id))
+                .filter(m::provider_message_id.eq(pid))
+                .select((
+                    m::subject,
+                    m::from_name,
+                    m::text_body,
+                    m::html_body,
+                    m::search_text,
+                    m::snippet,
+                ))
+                .first(c)?)
+        })
+        .await
+        .expect("stored message")
+}
+
+/// (filename, content type, inline, size, content id) of a stored message's attachments.
+async fn attachment_rows(
+    app: &TestApp,
+    account_id: i64,
+    provider_id: &str,
+) -> Vec<(String, String, bool, i64, Option<String>)> {
+    use email_manager::db::schema::mail_attachments::dsl as a;
+    let pid = provider_id.to_string();
+    app.state
+        .db
+        .run(move |c| {
+            let message: i64 = m::mail_messages
+                .filter(m::account_id.eq(account_id))
+                .filter(m::provider_message_id.eq(pid))
+                .select(m::id)
+                .first(c)?;
+            Ok(a::mail_attachments
+                .filter(a::message_id.eq(message))
+                .select((
+                    a::filename,
+                    a::content_type,
+                    a::inline,
+                    a::size,
+                    a::content_id,
+                ))
+                .load(c)?)
+        })
+        .await
+        .expect("attachments")
+}
+
+/// Changes made through the adapters (what `mailMessages:update` and `destroy` call) reach the
+/// provider, and the next sync agrees with it.
+#[actix_web::test]
+async fn changes_made_here_reach_the_provider() {
+    use email_manager::providers::{folder, MessageChange};
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    for email in [GMAIL, OUTLOOK] {
+        app.generate(email, 120, 101).await;
+        let id = linked(&app, email).await;
+        app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        let before = app.sandbox_mailbox(email).await;
+        let ids: Vec<&String> = before.keys().collect();
+        // A message in a user folder (Gmail: a labelled one) to take to the archive.
+        let labelled = before
+            .iter()
+            .find(|(_, s)| s.folder == "Projects" || s.folder == "Receipts")
+            .map(|(k, _)| k.clone())
+            .expect("a message in a user folder");
+        let others: Vec<String> = ids
+            .iter()
+            .filter(|k| ***k != labelled)
+            .take(4)
+            .map(|k| k.to_string())
+            .collect();
+        let projects: String = app
+            .state
+            .db
+            .run(move |c| {
+                use email_manager::db::schema::mail_folders::dsl as f;
+                Ok(f::mail_folders
+                    .filter(f::account_id.eq(id))
+                    .filter(f::name.eq("Projects"))
+                    .select(f::folder)
+                    .first(c)?)
+            })
+            .await
+            .expect("the Projects folder is known");
+        let provider = app
+            .state
+            .registry
+            .get(if email == GMAIL {
+                "google"
+            } else {
+                "microsoft"
+            })
+            .expect("provider");
+        let token = email_manager::sync::tokens::access_token(
+            app.state.get_ref(),
+            provider.as_ref(),
+            id,
+            false,
+        )
+        .await
+        .expect("token");
+        let change =
+            |unread: Option<bool>, starred: Option<bool>, folder: Option<&str>| MessageChange {
+                unread,
+                starred,
+                folder: folder.map(str::to_string),
+            };
+        let unread_now = before[&others[0]].unread;
+        provider
+            .modify(&token, &others[..1], &change(Some(!unread_now), None, None))
+            .await
+            .expect("read state");
+        provider
+            .modify(&token, &others[1..3], &change(None, Some(true), None))
+            .await
+            .expect("star");
+        provider
+            .modify(
+                &token,
+                std::slice::from_ref(&labelled),
+                &change(None, None, Some(folder::ARCHIVE)),
+            )
+            .await
+            .expect("archive");
+        provider
+            .modify(
+                &token,
+                &others[3..4],
+                &change(None, None, Some(projects.as_str())),
+            )
+            .await
+            .expect("move to a user folder");
+        provider.trash(&token, &others[2]).await.expect("trash");
+
+        let after = app.sandbox_mailbox(email).await;
+        assert_eq!(after[&others[0]].unread, !unread_now, "{email}");
+        assert!(
+            after[&others[1]].starred && after[&others[2]].starred,
+            "{email}"
+        );
+        assert_eq!(after[&labelled].folder, "archive", "{email}");
+        assert_eq!(after[&others[3]].folder, "Projects", "{email}");
+        assert_eq!(after[&others[2]].folder, "trash", "{email}");
+        assert_eq!(after.len(), before.len());
+
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_eq!(
+            (&run["added"], &run["removed"]),
+            (&json!(0), &json!(0)),
+            "{run}"
+        );
+        assert_in_step(&app, email, id).await;
+    }
+    app.stop().await;
+}
+
+/// An access token about to expire is refreshed before it is used; one the provider refuses
+/// (401) is refreshed once and the call made again.
+#[actix_web::test]
+async fn access_tokens_are_refreshed_before_expiry_and_after_a_401() {
+    use email_manager::db::schema::mail_accounts::dsl as a;
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    for (email, token_path, api) in [
+        (GMAIL, "/google/token", "/google/gmail"),
+        (
+            OUTLOOK,
+            "/microsoft/common/oauth2/v2.0/token",
+            "/microsoft/graph",
+        ),
+    ] {
+        app.generate(email, 20, 111).await;
+        let id = linked(&app, email).await;
+        app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+
+        // A minute left: refreshed first, so the provider never sees the old token fail.
+        let soon = chrono::Utc::now().timestamp_millis() + 60_000;
+        app.state
+            .db
+            .run(move |c| {
+                diesel::update(a::mail_accounts.find(id))
+                    .set(a::token_expires_at.eq(Some(soon)))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await
+            .expect("expiry");
+        app.client
+            .delete(format!("{}/__sandbox/requests", app.sandbox.base_url))
+            .send()
+            .await
+            .expect("clear");
+        app.generate(email, 2, 112).await;
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_eq!(run["added"], 2, "{run}");
+        let seen = app.sandbox_requests("/").await;
+        let first_api = seen
+            .iter()
+            .position(|r| r["path"].as_str().is_some_and(|p| p.starts_with(api)))
+            .expect("API calls");
+        let refresh = seen
+            .iter()
+            .position(|r| r["path"] == token_path)
+            .expect("a refresh");
+        assert!(
+            refresh < first_api,
+            "{email}: refreshed before the first call"
+        );
+        assert!(
+            seen.iter().all(|r| r["status"] != 401),
+            "{email}: no call was refused"
+        );
+
+        // The provider drops the current token: one 401, one refresh, the same call again.
+        app.sandbox_post("/__sandbox/tokens/expire", json!({"email": email}))
+            .await;
+        app.client
+            .delete(format!("{}/__sandbox/requests", app.sandbox.base_url))
+            .send()
+            .await
+            .expect("clear");
+        app.generate(email, 2, 113).await;
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_eq!(run["added"], 2, "{run}");
+        let seen = app.sandbox_requests("/").await;
+        let refused = seen.iter().filter(|r| r["status"] == 401).count();
+        let refreshes = seen.iter().filter(|r| r["path"] == token_path).count();
+        assert_eq!((refused, refreshes), (1, 1), "{email}");
+        assert_in_step(&app, email, id).await;
+    }
+    app.stop().await;
+}
+
+/// A storm that outlasts the retries fails the run, which is recorded with its kind; the next
+/// run picks up from the stored cursor and ends in step.
+#[actix_web::test]
+async fn a_storm_longer_than_the_retries_fails_the_run_and_the_next_one_recovers() {
+    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__RETRIES", "1")]).await;
+    app.configure_providers().await;
+    for (email, prefix) in [
+        (GMAIL, "/google/gmail/v1/users/me"),
+        (OUTLOOK, "/microsoft/graph/v1.0/me"),
+    ] {
+        app.generate(email, 40, 121).await;
+        let id = linked(&app, email).await;
+        app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        app.generate(email, 5, 122).await;
+        app.sandbox_post(
+            "/__sandbox/faults",
+            json!({"path_prefix": prefix, "status": 500, "count": 50}),
+        )
+        .await;
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert_eq!(run["error"]["kind"], "transient", "{run}");
+        let account = app.account(MEMBER, email).await;
+        assert!(account["lastError"].is_string(), "{account}");
+        let (_, runs) = app
+            .call(
+                MEMBER,
+                None,
+                "mailSyncRuns:list",
+                &[("filter[accountId]", &id.to_string())],
+                None,
+            )
+            .await;
+        assert_eq!(runs["data"][0]["error"]["kind"], "transient", "{runs}");
+        let resp = app
+            .client
+            .delete(format!("{}/__sandbox/faults", app.sandbox.base_url))
+            .send()
+            .await
+            .expect("clear faults");
+        assert!(resp.status().is_success());
+
+        let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+        assert!(run["error"].is_null(), "{run}");
+        assert_eq!(run["added"], 5, "{run}");
+        assert_in_step(&app, email, id).await;
+        assert!(app.account(MEMBER, email).await["lastError"].is_null());
+    }
+    app.stop().await;
+}
+
+/// Graph allows 4 concurrent requests per mailbox (the sandbox answers 429 past that): sync stays
+/// within it even when `sync.concurrency` asks for more.
+#[actix_web::test]
+async fn graph_downloads_stay_within_four_concurrent_requests_per_mailbox() {
+    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__SYNC__CONCURRENCY", "8")]).await;
+    app.configure_providers().await;
+    app.generate(OUTLOOK, 60, 131).await;
+    let id = linked(&app, OUTLOOK).await;
+    // Slow downloads, so concurrent ones overlap.
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": "/microsoft/graph/v1.0/me/messages/", "delay_ms": 150, "count": 60}),
+    )
+    .await;
+    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_in_step(&app, OUTLOOK, id).await;
+    let seen: Value = app
+        .client
+        .get(format!("{}/__sandbox/concurrency", app.sandbox.base_url))
+        .send()
+        .await
+        .expect("concurrency")
+        .json()
+        .await
+        .expect("json");
+    let max = seen["graphMaxInFlight"][OUTLOOK].as_u64().expect("counted");
+    assert!(
+        (2..=4).contains(&max),
+        "at most 4 at once, and more than one: {max}"
+    );
+    let throttled = app
+        .sandbox_requests("/microsoft/graph")
+        .await
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .count();
+    assert_eq!(throttled, 0);
     app.stop().await;
 }
