@@ -33,23 +33,42 @@ pub const SEARCH_DOCUMENT_MAX: usize = 200_000;
 /// Words in one `search`.
 pub const MAX_SEARCH_WORDS: usize = 16;
 
-/// What both search indexes see: the words of `parts`, lower-cased, separated by one space.
-/// Anything that is not a letter or digit separates words, on both backends alike (so an address
-/// `ann.lee@example.com` is the words `ann lee example com`).
+/// The text both search indexes read (`mail_messages.search_text`): `parts` lower-cased, one per
+/// line, at most [`SEARCH_DOCUMENT_MAX`] bytes. The indexes cut it into words the way
+/// [`search_words`] cuts a search: SQLite's unicode61 tokenizer at every space and punctuation
+/// mark, PostgreSQL's parser after [`PG_SEPARATORS`] became spaces (so an address
+/// `ann.lee@example.com` is the words `ann lee example com` on both).
 pub fn search_document(parts: &[&str]) -> String {
     let mut out = String::new();
     for part in parts {
-        for word in words(part) {
-            if out.len() + word.len() + 1 > SEARCH_DOCUMENT_MAX {
-                return out;
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(&word);
+        let part = part.to_lowercase();
+        if !out.is_empty() {
+            out.push('\n');
         }
+        if out.len() + part.len() > SEARCH_DOCUMENT_MAX {
+            let mut end = SEARCH_DOCUMENT_MAX
+                .saturating_sub(out.len())
+                .min(part.len());
+            while !part.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push_str(&part[..end]);
+            return out;
+        }
+        out.push_str(&part);
     }
     out
+}
+
+/// Characters PostgreSQL's text-search parser would keep inside a token (addresses, host names,
+/// URLs, paths, hyphenated words, signed and decimal numbers), turned into spaces before it
+/// parses `search_text` (index and query use the same expression, `PG_DOCUMENT`).
+pub const PG_SEPARATORS: &str = "@./-_:+\\~#=&?%";
+
+/// The indexed expression of migration 3 on PostgreSQL, for alias `{a}`.
+fn pg_document(a: &str) -> String {
+    let spaces = " ".repeat(PG_SEPARATORS.chars().count());
+    format!("to_tsvector('simple'::regconfig, translate({a}.search_text, '{PG_SEPARATORS}', '{spaces}'))")
 }
 
 /// The words of a `search` parameter, as `search_document` cuts them.
@@ -729,7 +748,8 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
             }
             _ => {
                 sql.push(&format!(
-                    " AND to_tsvector('simple'::regconfig, {a}.search_text) @@ to_tsquery('simple'::regconfig, "
+                    " AND {} @@ to_tsquery('simple'::regconfig, ",
+                    pg_document(a)
                 ))
                 .text(tsquery(&q.search))
                 .push(")");
@@ -1118,12 +1138,18 @@ mod tests {
     fn search_documents_and_words_cut_alike() {
         assert_eq!(
             search_document(&["Re: Café-Meeting!", "ann.lee@Example.com", ""]),
-            "re café meeting ann lee example com"
+            "re: café-meeting!\nann.lee@example.com\n"
         );
         assert_eq!(search_words("  ANN.lee  ann "), vec!["ann", "lee"]);
         assert!(search_words("!!! ...").is_empty());
-        let long = "word ".repeat(100_000);
-        assert!(search_document(&[&long]).len() <= SEARCH_DOCUMENT_MAX);
+        let long = "é".repeat(150_000);
+        let doc = search_document(&["subject", &long]);
+        assert!(doc.len() <= SEARCH_DOCUMENT_MAX && doc.starts_with("subject\né"));
+        // The index expression on PostgreSQL is the migration's, character for character.
+        assert_eq!(
+            pg_document("m"),
+            "to_tsvector('simple'::regconfig, translate(m.search_text, '@./-_:+\\~#=&?%', '              '))"
+        );
     }
 
     fn sql_of(f: serde_json::Value, d: Dialect) -> (String, usize) {

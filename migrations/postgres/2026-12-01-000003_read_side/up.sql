@@ -13,10 +13,12 @@ CREATE INDEX mail_messages_user_attachments_date ON mail_messages (user_id, date
 -- Thread grouping: the newer messages of a thread, and the threads of a user, off one index.
 CREATE INDEX mail_messages_user_thread_date ON mail_messages (user_id, account_id, thread_id, date DESC, id DESC);
 
--- Full-text search: a GIN index over the tsvector of search_text (words already lower-cased and
--- separated by single spaces, see db::message_list::search_document). An expression index is
--- maintained by PostgreSQL in the same transaction as the row.
-CREATE INDEX mail_messages_search ON mail_messages USING GIN (to_tsvector('simple'::regconfig, search_text));
+-- Full-text search: a GIN index over the tsvector of search_text (lower-cased), with the
+-- punctuation the parser would keep inside tokens (addresses, hosts, paths, hyphens) turned into
+-- spaces first, so words are cut as on SQLite (db::message_list::PG_SEPARATORS; the query uses
+-- the same expression). An expression index is maintained in the same transaction as the row.
+CREATE INDEX mail_messages_search ON mail_messages USING GIN
+    (to_tsvector('simple'::regconfig, translate(search_text, '@./-_:+\~#=&?%', '              ')));
 
 -- Messages per (account, folder), with unread and starred counts: a list filtered by account,
 -- folder and read or star state is counted from here instead of by scanning the messages.
