@@ -162,6 +162,8 @@ impl TestApp {
 
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // Below actix's 5 s keep-alive: a connection the server is closing is never reused.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("client");
         TestApp {

@@ -666,6 +666,29 @@ async fn search_matches_word_prefixes_in_every_part_and_threads_group() {
     );
     assert_eq!(row["threadCount"], 3);
     assert_eq!(body["meta"]["count"], 2);
+    // Thread counts under each kind of filter (a full page, so they are counted).
+    for (filter, threads) in [
+        (json!({"unread": true}), 2),
+        (json!({"starred": true}), 1),
+        (json!({"hasAttachments": true}), 1),
+        (json!({"todo": true}), 0),
+        (json!({"folder": {"$in": ["inbox", "sent"]}}), 2),
+        (json!({"folder": {"$ne": "trash"}, "unread": false}), 2),
+        (json!({"$or": [{"unread": true}, {"folder": "trash"}]}), 3),
+    ] {
+        let (status, body) = list(
+            &app,
+            MEMBER,
+            &[
+                ("groupBy", "thread"),
+                ("filter", &filter.to_string()),
+                ("pageSize", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{filter}: {body}");
+        assert_eq!(body["meta"]["count"], threads, "{filter}: {body}");
+    }
     let (_, body) = list(&app, MEMBER, &[("groupBy", "thread"), ("search", "paid")]).await;
     assert_eq!(subjects(&body), ["Re: Quarterly invoice"]);
     assert_eq!(body["data"][0]["providerMessageId"], "m2");
@@ -835,7 +858,8 @@ async fn another_users_messages_and_attachments_answer_404_to_every_action() {
             .expect("attachment")
     };
     let attachment = attachment.to_string();
-    let calls: Vec<(&str, Vec<(&str, &str)>, Option<Value>)> = vec![
+    type Call<'a> = (&'a str, Vec<(&'a str, &'a str)>, Option<Value>);
+    let calls: Vec<Call> = vec![
         (
             "mailMessages:get",
             vec![("filterByTk", theirs.as_str())],
@@ -912,10 +936,11 @@ async fn another_users_messages_and_attachments_answer_404_to_every_action() {
         .await;
     assert_eq!(body["data"]["unread"], false);
     assert_eq!(body["data"]["folder"], "inbox");
-    assert!(app
-        .sandbox_requests("/google/gmail/v1/users/me/messages/")
-        .await
-        .is_empty());
+    assert!(
+        provider_requests(&app, "/google/gmail/v1/users/me/messages/")
+            .await
+            .is_empty()
+    );
     assert_eq!(app.count("mail_outbox").await, 0);
     app.stop().await;
 }
@@ -974,10 +999,11 @@ async fn local_only_updates_and_bad_update_input() {
     .await;
     assert_eq!(subjects(&body), ["Re: Quarterly invoice"]);
     // To-do is local: nothing went to Gmail.
-    assert!(app
-        .sandbox_requests("/google/gmail/v1/users/me/messages/")
-        .await
-        .is_empty());
+    assert!(
+        provider_requests(&app, "/google/gmail/v1/users/me/messages/")
+            .await
+            .is_empty()
+    );
     assert_eq!(app.count("mail_outbox").await, 0);
 
     for (query, values, needle) in [
@@ -1072,9 +1098,51 @@ async fn link_and_sync(app: &TestApp, email: &str) -> i64 {
     id
 }
 
+/// A client of its own for each sandbox control call: a pooled connection the sandbox closed
+/// after its keep-alive (while a long step ran) would fail the next call.
+fn fresh() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// Requests the sandbox saw under `prefix`.
+async fn provider_requests(app: &TestApp, prefix: &str) -> Vec<Value> {
+    let body: Value = fresh()
+        .get(format!("{}/__sandbox/requests", app.sandbox.base_url))
+        .query(&[("path_prefix", prefix)])
+        .send()
+        .await
+        .expect("requests")
+        .json()
+        .await
+        .expect("json");
+    body["requests"].as_array().cloned().unwrap_or_default()
+}
+
+async fn add_fault(app: &TestApp, fault: Value) {
+    let resp = fresh()
+        .post(format!("{}/__sandbox/faults", app.sandbox.base_url))
+        .json(&fault)
+        .send()
+        .await
+        .expect("fault");
+    assert!(resp.status().is_success(), "fault: {}", resp.status());
+}
+
+async fn clear_faults(app: &TestApp) {
+    let resp = fresh()
+        .delete(format!("{}/__sandbox/faults", app.sandbox.base_url))
+        .send()
+        .await
+        .expect("clear faults");
+    assert!(resp.status().is_success());
+}
+
 /// A message of the sandbox mailbox as the sandbox holds it.
 async fn at_sandbox(app: &TestApp, email: &str, id: &str) -> Value {
-    app.client
+    fresh()
         .get(format!(
             "{}/__sandbox/mailboxes/{email}/messages/{id}",
             app.sandbox.base_url
@@ -1088,8 +1156,7 @@ async fn at_sandbox(app: &TestApp, email: &str, id: &str) -> Value {
 }
 
 async fn insert_at_sandbox(app: &TestApp, email: &str, body: Value) -> String {
-    let resp = app
-        .client
+    let resp = fresh()
         .post(format!(
             "{}/__sandbox/mailboxes/{email}/messages",
             app.sandbox.base_url
@@ -1440,7 +1507,7 @@ async fn a_provider_failing_for_a_while_keeps_the_change_and_the_outbox_delivers
         let id = insert_at_sandbox(&app, email, json!({"from": "a@example.test", "to": [email], "subject": "later", "text": "x", "unread": true})).await;
         let account = link_and_sync(&app, email).await;
         let local_id = local(&app, &id).await["id"].as_i64().expect("id");
-        app.sandbox_post("/__sandbox/faults", fault).await;
+        add_fault(&app, fault).await;
 
         let (status, body) = update(&app, local_id, json!({"unread": false})).await;
         assert_eq!(status, StatusCode::OK, "{email}: {body}");
@@ -1462,13 +1529,7 @@ async fn a_provider_failing_for_a_while_keeps_the_change_and_the_outbox_delivers
         );
 
         // The provider recovers: the worker delivers and the outbox empties.
-        let resp = app
-            .client
-            .delete(format!("{}/__sandbox/faults", app.sandbox.base_url))
-            .send()
-            .await
-            .expect("clear faults");
-        assert!(resp.status().is_success());
+        clear_faults(&app).await;
         wait_for(&format!("{email}: the outbox delivers"), 30, || async {
             at_sandbox(&app, email, &id).await["unread"] == false
                 && app.count("mail_outbox").await == 0
@@ -1534,7 +1595,7 @@ async fn a_provider_refusing_for_good_undoes_the_change_with_a_clear_error() {
         };
         app.sync_now(MEMBER, account, "mailAccounts:sync").await;
         let before = local(&app, &id).await;
-        app.sandbox_post("/__sandbox/faults", fault).await;
+        add_fault(&app, fault).await;
         let (status, body) = update(&app, before["id"].as_i64().expect("id"), values.clone()).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{email} {values}: {body}");
         assert_eq!(body["errors"][0]["code"], "PROVIDER_ERROR");
@@ -1690,14 +1751,14 @@ async fn attachments_download_byte_identical_with_the_right_headers() {
         } else {
             "/microsoft/graph"
         };
-        let requests_before = app.sandbox_requests(prefix).await.len();
+        let requests_before = provider_requests(&app, prefix).await.len();
         let huge = by_name("huge.bin");
         let resp = download(&huge, false).await.expect("download");
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{email}");
         let body: Value = resp.json().await.expect("json");
         assert_eq!(body["errors"][0]["code"], "PAYLOAD_TOO_LARGE");
         assert_eq!(
-            app.sandbox_requests(prefix).await.len(),
+            provider_requests(&app, prefix).await.len(),
             requests_before,
             "refused before anything is fetched"
         );
@@ -1714,5 +1775,121 @@ async fn attachments_download_byte_identical_with_the_right_headers() {
             .expect("other");
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     }
+    app.stop().await;
+}
+
+/// A search for a rare word is read starting from the full-text index, one for a common word by
+/// walking the date index; both plans must answer the same thing (SQLite chooses between them by
+/// the number of matches; PostgreSQL's planner does it by itself).
+#[actix_web::test]
+async fn rare_and_common_words_find_the_same_messages_either_way() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let mine = app.link(MEMBER, "google", GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    for i in 0..240 {
+        let subject = format!("Weekly report {i}");
+        let text = match i {
+            7 => "common words and a rare quetzal".to_string(),
+            100 => "the quetzal again, unread".to_string(),
+            _ => format!("common words number {i}"),
+        };
+        let date = format!("2026-10-{:02}T{:02}:00:00Z", 1 + i / 10, i % 10);
+        let id = format!("w{i}");
+        let thread = format!("th{}", i / 2);
+        seed(
+            &app,
+            mine,
+            MEMBER,
+            &Seed {
+                id: &id,
+                thread: &thread,
+                folder: if i % 3 == 0 { "archive" } else { "inbox" },
+                unread: i == 100,
+                subject: &subject,
+                date: &date,
+                text: Some(&text),
+                ..Seed::default()
+            },
+        )
+        .await;
+    }
+    let ask = |query: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, body) = list(app, MEMBER, &q).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (
+                subjects(&body),
+                body["meta"]["count"].as_i64().unwrap_or(-1),
+            )
+        }
+    };
+    // Rare: two matches among 240.
+    let (found, count) = ask(vec![("search", "quetzal".into())]).await;
+    assert_eq!(
+        (found, count),
+        (
+            vec![
+                "Weekly report 100".to_string(),
+                "Weekly report 7".to_string()
+            ],
+            2
+        )
+    );
+    let (found, count) = ask(vec![("search", "quetzal".into()), ("pageSize", "1".into())]).await;
+    assert_eq!((found, count), (vec!["Weekly report 100".to_string()], 2));
+    let (found, count) = ask(vec![
+        ("search", "quetzal".into()),
+        ("filter", json!({"unread": true}).to_string()),
+        ("pageSize", "1".into()),
+    ])
+    .await;
+    assert_eq!((found, count), (vec!["Weekly report 100".to_string()], 1));
+    let (found, _) = ask(vec![
+        ("search", "quetz".into()),
+        ("filter", json!({"folder": "inbox"}).to_string()),
+        ("sort", "date".into()),
+    ])
+    .await;
+    assert_eq!(found, ["Weekly report 7", "Weekly report 100"]);
+    let (found, count) = ask(vec![
+        ("search", "quetzal".into()),
+        ("groupBy", "thread".into()),
+        ("pageSize", "1".into()),
+    ])
+    .await;
+    assert_eq!((found, count), (vec!["Weekly report 100".to_string()], 2));
+    // Common: every message but one matches; pages and counts as without a search.
+    let (found, count) = ask(vec![
+        ("search", "common words".into()),
+        ("pageSize", "3".into()),
+    ])
+    .await;
+    assert_eq!(count, 239);
+    assert_eq!(
+        found,
+        [
+            "Weekly report 239",
+            "Weekly report 238",
+            "Weekly report 237"
+        ]
+    );
+    let (_, count) = ask(vec![
+        ("search", "common".into()),
+        ("filter", json!({"folder": "archive"}).to_string()),
+        ("pageSize", "1".into()),
+    ])
+    .await;
+    assert_eq!(count, 80);
+    let (_, count) = ask(vec![
+        ("search", "report".into()),
+        ("groupBy", "thread".into()),
+        ("pageSize", "5".into()),
+    ])
+    .await;
+    assert_eq!(count, 120);
     app.stop().await;
 }

@@ -3,19 +3,22 @@
 
 -- Lists are always scoped to one user and sorted newest first; these cover the usual views
 -- (a folder across accounts, unread, starred, to-do) so a page is read straight off an index.
-CREATE INDEX mail_messages_user_folder_date ON mail_messages (user_id, folder, date DESC, id DESC);
+-- (account_id, thread_id at the end let a folder's threads be counted off the index alone.)
+CREATE INDEX mail_messages_user_folder_date ON mail_messages (user_id, folder, date DESC, id DESC, account_id, thread_id);
 CREATE INDEX mail_messages_user_unread_date ON mail_messages (user_id, date DESC, id DESC) WHERE unread;
 CREATE INDEX mail_messages_user_folder_unread_date ON mail_messages (user_id, folder, date DESC, id DESC) WHERE unread;
 CREATE INDEX mail_messages_user_starred_date ON mail_messages (user_id, date DESC, id DESC) WHERE starred;
 CREATE INDEX mail_messages_user_todo_date ON mail_messages (user_id, date DESC, id DESC) WHERE todo;
--- Thread grouping looks up the newer messages of a thread.
-DROP INDEX mail_messages_account_thread;
-CREATE INDEX mail_messages_account_thread_date ON mail_messages (account_id, thread_id, date DESC, id DESC);
+CREATE INDEX mail_messages_user_attachments_date ON mail_messages (user_id, date DESC, id DESC) WHERE has_attachments;
+-- Thread grouping: the newer messages of a thread, and the threads of a user, off one index.
+CREATE INDEX mail_messages_user_thread_date ON mail_messages (user_id, account_id, thread_id, date DESC, id DESC);
 
--- Full-text search: a GIN index over the tsvector of search_text (words already lower-cased and
--- separated by single spaces, see db::message_list::search_document). An expression index is
--- maintained by PostgreSQL in the same transaction as the row.
-CREATE INDEX mail_messages_search ON mail_messages USING GIN (to_tsvector('simple'::regconfig, search_text));
+-- Full-text search: a GIN index over the tsvector of search_text (lower-cased), with the
+-- punctuation the parser would keep inside tokens (addresses, hosts, paths, hyphens) turned into
+-- spaces first, so words are cut as on SQLite (db::message_list::PG_SEPARATORS; the query uses
+-- the same expression). An expression index is maintained in the same transaction as the row.
+CREATE INDEX mail_messages_search ON mail_messages USING GIN
+    (to_tsvector('simple'::regconfig, translate(search_text, '@./-_:+\~#=&?%', '              ')));
 
 -- Messages per (account, folder), with unread and starred counts: a list filtered by account,
 -- folder and read or star state is counted from here instead of by scanning the messages.

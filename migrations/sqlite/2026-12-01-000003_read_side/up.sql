@@ -3,14 +3,15 @@
 
 -- Lists are always scoped to one user and sorted newest first; these cover the usual views
 -- (a folder across accounts, unread, starred, to-do) so a page is read straight off an index.
-CREATE INDEX mail_messages_user_folder_date ON mail_messages (user_id, folder, date DESC, id DESC);
+-- (account_id, thread_id at the end let a folder's threads be counted off the index alone.)
+CREATE INDEX mail_messages_user_folder_date ON mail_messages (user_id, folder, date DESC, id DESC, account_id, thread_id);
 CREATE INDEX mail_messages_user_unread_date ON mail_messages (user_id, date DESC, id DESC) WHERE unread;
 CREATE INDEX mail_messages_user_folder_unread_date ON mail_messages (user_id, folder, date DESC, id DESC) WHERE unread;
 CREATE INDEX mail_messages_user_starred_date ON mail_messages (user_id, date DESC, id DESC) WHERE starred;
 CREATE INDEX mail_messages_user_todo_date ON mail_messages (user_id, date DESC, id DESC) WHERE todo;
--- Thread grouping looks up the newer messages of a thread.
-DROP INDEX mail_messages_account_thread;
-CREATE INDEX mail_messages_account_thread_date ON mail_messages (account_id, thread_id, date DESC, id DESC);
+CREATE INDEX mail_messages_user_attachments_date ON mail_messages (user_id, date DESC, id DESC) WHERE has_attachments;
+-- Thread grouping: the newer messages of a thread, and the threads of a user, off one index.
+CREATE INDEX mail_messages_user_thread_date ON mail_messages (user_id, account_id, thread_id, date DESC, id DESC);
 
 -- Full-text search (FTS5, contentless: the text is in mail_messages.search_text). account_key and
 -- folder_key let a search scoped to accounts and a well-known folder be answered, and counted,
