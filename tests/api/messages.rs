@@ -156,6 +156,7 @@ async fn seed(app: &TestApp, account_id: i64, user_id: i64, s: &Seed<'_>) -> i64
                 .expect("date")
                 .timestamp_millis(),
         ),
+        todo_due_at: None,
     };
     let (message, attachments) = email_manager::sync::new_message(
         account_id,

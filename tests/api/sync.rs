@@ -1034,6 +1034,7 @@ async fn changes_made_here_reach_the_provider() {
                 unread,
                 starred,
                 folder: folder.map(str::to_string),
+                ..Default::default()
             };
         let unread_now = before[&others[0]].unread;
         provider
