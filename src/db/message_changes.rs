@@ -175,14 +175,15 @@ pub fn apply(
         for (id, account_id, provider_id, unread, starred, folder, todo, due) in &before {
             let is_tied = coupled.contains(account_id);
             let c = if is_tied { &tied_change } else { change };
-            // The to-do reaches the provider in coupled mailboxes: when opened or closed, or when
-            // the due date of an open one moves.
+            // The to-do reaches the provider in coupled mailboxes when it is opened or closed,
+            // or the due date of an open one moves. A star alone goes as the star (Outlook: a
+            // cleared flag rather than a completed one).
             let todo_now = c.todo.unwrap_or(*todo);
             let todo_out = if !is_tied {
                 None
-            } else if c.todo.is_some() {
-                c.todo
-            } else if c.todo_due_at.is_some() && todo_now {
+            } else if change.todo.is_some() {
+                change.todo
+            } else if change.todo_due_at.is_some() && todo_now && change.starred != Some(false) {
                 Some(true)
             } else {
                 None

@@ -791,7 +791,7 @@ impl DateTimeTimeZone {
 /// `dateTimeTimeZone` in UTC, as Graph writes it.
 fn graph_date(ms: i64) -> Value {
     let d = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    json!({ "dateTime": d.format("%Y-%m-%dT%H:%M:%S%.7f").to_string(), "timeZone": "UTC" })
+    json!({ "dateTime": format!("{}.{:07}", d.format("%Y-%m-%dT%H:%M:%S"), d.timestamp_subsec_nanos() / 100), "timeZone": "UTC" })
 }
 
 /// The follow-up flag of an open (with its due date) or completed to-do. Graph wants a start

@@ -940,10 +940,13 @@ async fn patch_message(
     }
     if let Some(mut f) = flag {
         if f.status.as_deref() == Some("complete") && f.completed.is_none() {
-            f.completed = Some(Some(json!({
-                "dateTime": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.7f").to_string(),
-                "timeZone": "UTC",
-            })));
+            let d = chrono::Utc::now();
+            let now = format!(
+                "{}.{:07}",
+                d.format("%Y-%m-%dT%H:%M:%S"),
+                d.timestamp_subsec_nanos() / 100
+            );
+            f.completed = Some(Some(json!({ "dateTime": now, "timeZone": "UTC" })));
         }
         if let Err(e) = store.graph_flag(&id, f) {
             return store_error(e);

@@ -476,7 +476,7 @@ struct FlagBody {
 /// Graph's `dateTimeTimeZone` in UTC.
 fn graph_utc(ms: i64) -> Value {
     let d = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    json!({ "dateTime": d.format("%Y-%m-%dT%H:%M:%S%.7f").to_string(), "timeZone": "UTC" })
+    json!({ "dateTime": format!("{}.{:07}", d.format("%Y-%m-%dT%H:%M:%S"), d.timestamp_subsec_nanos() / 100), "timeZone": "UTC" })
 }
 
 fn flag_change(f: &FlagBody) -> Result<super::store::FlagPatch, HttpResponse> {
