@@ -212,8 +212,10 @@ async fn deliver_account(
 
     // Deletions first: a label deleted and made again under the same name starts afresh.
     for row in rows.iter().filter(|r| r.op == op::DELETE) {
-        let payload: Option<DeletePayload> =
-            row.payload.as_deref().and_then(|p| serde_json::from_str(p).ok());
+        let payload: Option<DeletePayload> = row
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok());
         let outcome = match payload {
             None => Outcome::Done,
             Some(p) => delete_twin(state, provider, &token, account_id, &catalogue, &p).await,
@@ -232,7 +234,11 @@ async fn deliver_account(
     {
         let (Some(label), Some(link)) = (
             local.labels.get(&row.label_id).cloned(),
-            local.links.iter().find(|l| l.label_id == row.label_id).cloned(),
+            local
+                .links
+                .iter()
+                .find(|l| l.label_id == row.label_id)
+                .cloned(),
         ) else {
             settled.push(Settled {
                 rows: vec![row.id],
@@ -441,7 +447,10 @@ async fn ensure_twin(
         return Ok(None);
     }
     let color = label.color.as_deref().and_then(resolve_color);
-    match provider.create_label(token, &label.name, color.as_ref()).await {
+    match provider
+        .create_label(token, &label.name, color.as_ref())
+        .await
+    {
         Ok(made) => {
             catalogue.push(made.clone());
             Ok(Some(made))
@@ -513,7 +522,11 @@ async fn delete_twin(
         .or_else(|| {
             // Outlook twins are known by name; Gmail ones by id only.
             (!provider.labels_are_ids())
-                .then(|| catalogue.iter().find(|c| same_name(&c.name, &p.provider_name)))
+                .then(|| {
+                    catalogue
+                        .iter()
+                        .find(|c| same_name(&c.name, &p.provider_name))
+                })
                 .flatten()
         })
         .cloned();
@@ -614,7 +627,12 @@ async fn rename_twin(
     };
     for chunk in messages.chunks(provider.modify_batch_size().max(1)) {
         match provider
-            .relabel(token, chunk, std::slice::from_ref(&new), std::slice::from_ref(&old_name))
+            .relabel(
+                token,
+                chunk,
+                std::slice::from_ref(&new),
+                std::slice::from_ref(&old_name),
+            )
             .await
         {
             Ok(()) | Err(ProviderError::NotFound) => {}

@@ -192,8 +192,14 @@ mod tests {
         assert!(clean_name("a\nb").is_err());
         assert!(clean_name(&"x".repeat(100)).is_ok());
         assert!(clean_name(&"é".repeat(101)).is_err());
-        assert_eq!(clean_color(&json!("Red")).expect("ok").as_deref(), Some("red"));
-        assert_eq!(clean_color(&json!("#00FF00")).expect("ok").as_deref(), Some("#00ff00"));
+        assert_eq!(
+            clean_color(&json!("Red")).expect("ok").as_deref(),
+            Some("red")
+        );
+        assert_eq!(
+            clean_color(&json!("#00FF00")).expect("ok").as_deref(),
+            Some("#00ff00")
+        );
         assert_eq!(clean_color(&Value::Null).expect("ok"), None);
         assert!(clean_color(&json!("pink")).is_err());
         assert!(clean_color(&json!(3)).is_err());

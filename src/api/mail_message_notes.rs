@@ -174,7 +174,9 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
     let id = ctx.filter_by_tk()?;
     let v: UpdateValues = ctx.values_as()?;
     if v.content.is_none() && v.format.is_none() {
-        return Err(ApiError::invalid("Nothing to update: send content or format"));
+        return Err(ApiError::invalid(
+            "Nothing to update: send content or format",
+        ));
     }
     let user_id = ctx.identity.user_id;
     let current = state
@@ -214,9 +216,15 @@ mod tests {
     fn notes_are_cleaned_and_bounded() {
         let (f, c) = clean(None, "call back").expect("text");
         assert_eq!((f.as_str(), c.as_str()), ("text", "call back"));
-        let (_, c) = clean(Some("html"), "<p onclick=\"x()\">hi<script>bad()</script></p>")
-            .expect("html");
-        assert!(c.contains("hi") && !c.contains("onclick") && !c.contains("script"), "{c}");
+        let (_, c) = clean(
+            Some("html"),
+            "<p onclick=\"x()\">hi<script>bad()</script></p>",
+        )
+        .expect("html");
+        assert!(
+            c.contains("hi") && !c.contains("onclick") && !c.contains("script"),
+            "{c}"
+        );
         assert!(clean(Some("markdown"), "x").is_err());
         assert!(clean(None, "  ").is_err());
         let e = clean(None, &"x".repeat(MAX_CONTENT_BYTES + 1)).expect_err("big");

@@ -209,10 +209,7 @@ pub fn update(
             }
             renamed = *name != current.name;
             diesel::update(mail_labels::table.find(id))
-                .set((
-                    mail_labels::name.eq(name),
-                    mail_labels::name_key.eq(&key),
-                ))
+                .set((mail_labels::name.eq(name), mail_labels::name_key.eq(&key)))
                 .execute(conn)?;
         }
         let mut recoloured = false;
@@ -229,7 +226,17 @@ pub fn update(
             for link in links_of_label(conn, id)? {
                 for (wanted, what) in [(renamed, op::RENAME), (recoloured, op::RECOLOR)] {
                     if wanted {
-                        queue(conn, user_id, link.account_id, what, id, None, None, None, now)?;
+                        queue(
+                            conn,
+                            user_id,
+                            link.account_id,
+                            what,
+                            id,
+                            None,
+                            None,
+                            None,
+                            now,
+                        )?;
                     }
                 }
             }
@@ -253,7 +260,8 @@ pub fn delete(
             for link in links_of_label(conn, id)? {
                 let messages: Vec<String> = mail_message_labels::table
                     .inner_join(
-                        mail_messages::table.on(mail_messages::id.eq(mail_message_labels::message_id)),
+                        mail_messages::table
+                            .on(mail_messages::id.eq(mail_message_labels::message_id)),
                     )
                     .filter(mail_message_labels::label_id.eq(id))
                     .filter(mail_messages::account_id.eq(link.account_id))
@@ -401,7 +409,10 @@ pub fn edit_messages(
         for chunk in ids.chunks(500) {
             let rows: Vec<(i64, i64)> = mail_message_labels::table
                 .filter(mail_message_labels::message_id.eq_any(chunk))
-                .select((mail_message_labels::message_id, mail_message_labels::label_id))
+                .select((
+                    mail_message_labels::message_id,
+                    mail_message_labels::label_id,
+                ))
                 .load(conn)?;
             for (m, l) in rows {
                 current.entry(m).or_default().insert(l);
@@ -525,7 +536,10 @@ pub fn attached(
     for chunk in ids.chunks(500) {
         let rows: Vec<(i64, i64)> = mail_message_labels::table
             .filter(mail_message_labels::message_id.eq_any(chunk))
-            .select((mail_message_labels::message_id, mail_message_labels::label_id))
+            .select((
+                mail_message_labels::message_id,
+                mail_message_labels::label_id,
+            ))
             .load(conn)?;
         out.extend(rows.into_iter().filter(|p| wanted.contains(p)));
     }
@@ -554,11 +568,11 @@ pub fn set_link(conn: &mut DbConnection, link: &LinkRow) -> Result<(), DbError> 
         mail_label_links::table
             .filter(mail_label_links::account_id.eq(link.account_id))
             .filter(
-                mail_label_links::label_id
-                    .eq(link.label_id)
-                    .or(mail_label_links::provider_label_id
+                mail_label_links::label_id.eq(link.label_id).or(
+                    mail_label_links::provider_label_id
                         .eq(&link.provider_label_id)
-                        .and(mail_label_links::provider_label_id.ne(""))),
+                        .and(mail_label_links::provider_label_id.ne("")),
+                ),
             ),
     )
     .execute(conn)?;
@@ -725,7 +739,8 @@ pub fn held(
                 out.labels.insert(label);
             }
             op::DELETE => {
-                if let Some(p) = payload.and_then(|p| serde_json::from_str::<DeletePayload>(&p).ok())
+                if let Some(p) =
+                    payload.and_then(|p| serde_json::from_str::<DeletePayload>(&p).ok())
                 {
                     out.tokens.insert(p.provider_label_id.to_lowercase());
                     out.tokens.insert(p.provider_name.to_lowercase());
@@ -816,7 +831,9 @@ impl Resolver {
             token.to_string()
         };
         let name = name.trim().to_string();
-        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control)
+        if name.is_empty()
+            || name.chars().count() > MAX_NAME_CHARS
+            || name.chars().any(char::is_control)
         {
             return Ok(None);
         }
@@ -832,7 +849,11 @@ impl Resolver {
             label_id: label.id,
             account_id: self.account_id,
             // Outlook's category id is learnt when a delivery lists the master categories.
-            provider_label_id: if self.ids { token.to_string() } else { String::new() },
+            provider_label_id: if self.ids {
+                token.to_string()
+            } else {
+                String::new()
+            },
             provider_name: name,
         };
         set_link(conn, &link)?;

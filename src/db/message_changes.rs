@@ -408,17 +408,22 @@ pub fn held(conn: &mut DbConnection, message_ids: &[i64]) -> Result<Held, DbErro
     let mut held = Held::default();
     for chunk in message_ids.chunks(500) {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, Option<bool>, Option<bool>, Option<String>, Option<bool>)> =
-            mail_outbox::table
-                .filter(mail_outbox::message_id.eq_any(chunk))
-                .select((
-                    mail_outbox::message_id,
-                    mail_outbox::unread,
-                    mail_outbox::starred,
-                    mail_outbox::folder,
-                    mail_outbox::todo,
-                ))
-                .load(conn)?;
+        let rows: Vec<(
+            i64,
+            Option<bool>,
+            Option<bool>,
+            Option<String>,
+            Option<bool>,
+        )> = mail_outbox::table
+            .filter(mail_outbox::message_id.eq_any(chunk))
+            .select((
+                mail_outbox::message_id,
+                mail_outbox::unread,
+                mail_outbox::starred,
+                mail_outbox::folder,
+                mail_outbox::todo,
+            ))
+            .load(conn)?;
         for (id, unread, starred, folder, todo) in rows {
             if todo.is_some() || starred.is_some() {
                 held.todo.insert(id);

@@ -124,10 +124,8 @@ fn delete_local_state(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbErro
         .execute(conn)?;
     diesel::delete(mail_message_notes::table.filter(mail_message_notes::message_id.eq_any(ids)))
         .execute(conn)?;
-    diesel::delete(
-        mail_label_outbox::table.filter(mail_label_outbox::message_id.eq_any(ids)),
-    )
-    .execute(conn)?;
+    diesel::delete(mail_label_outbox::table.filter(mail_label_outbox::message_id.eq_any(ids)))
+        .execute(conn)?;
     Ok(())
 }
 

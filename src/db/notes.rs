@@ -32,7 +32,10 @@ pub fn list(
         .filter(mail_message_notes::message_id.eq(message_id))
         .filter(mail_message_notes::user_id.eq(user_id));
     let rows = mine
-        .order((mail_message_notes::created_at.asc(), mail_message_notes::id.asc()))
+        .order((
+            mail_message_notes::created_at.asc(),
+            mail_message_notes::id.asc(),
+        ))
         .limit(limit)
         .offset(offset)
         .select(NoteRow::as_select())
@@ -52,7 +55,10 @@ pub fn for_messages(
         let rows: Vec<NoteRow> = mail_message_notes::table
             .filter(mail_message_notes::user_id.eq(user_id))
             .filter(mail_message_notes::message_id.eq_any(chunk))
-            .order((mail_message_notes::created_at.asc(), mail_message_notes::id.asc()))
+            .order((
+                mail_message_notes::created_at.asc(),
+                mail_message_notes::id.asc(),
+            ))
             .select(NoteRow::as_select())
             .load(conn)?;
         for r in rows {

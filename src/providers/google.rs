@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::http::{classify_status, ProviderHttp};
 use super::oauth::OAuthFlow;
+use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
-use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{LabelColor, ProviderLabel, TodoMirror};
 use crate::config::{join_url, GoogleSettings};
 use crate::crypto::SecretString;
@@ -377,7 +377,14 @@ impl MailProvider for Google {
         }
         let label: Label = self
             .http
-            .send_json(Method::POST, &self.gmail("labels"), token, Some(&body), &[], classify)
+            .send_json(
+                Method::POST,
+                &self.gmail("labels"),
+                token,
+                Some(&body),
+                &[],
+                classify,
+            )
             .await?;
         Ok(ProviderLabel {
             id: label.id,

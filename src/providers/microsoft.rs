@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 
 use super::http::ProviderHttp;
 use super::oauth::OAuthFlow;
+use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
-use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{LabelColor, ProviderLabel, TodoMirror};
 use crate::config::{join_url, MicrosoftSettings};
 use crate::crypto::SecretString;
@@ -430,7 +430,10 @@ impl MailProvider for Microsoft {
         self.http
             .send(
                 Method::PATCH,
-                &self.graph(&format!("/me/outlook/masterCategories/{}", segment(&label.id))),
+                &self.graph(&format!(
+                    "/me/outlook/masterCategories/{}",
+                    segment(&label.id)
+                )),
                 token,
                 Some(&body),
                 &[],
@@ -450,7 +453,10 @@ impl MailProvider for Microsoft {
             .http
             .send(
                 Method::DELETE,
-                &self.graph(&format!("/me/outlook/masterCategories/{}", segment(&label.id))),
+                &self.graph(&format!(
+                    "/me/outlook/masterCategories/{}",
+                    segment(&label.id)
+                )),
                 token,
                 None,
                 &[],
@@ -646,7 +652,11 @@ struct MessageCategories {
 }
 
 /// `current` without the names of `remove` (any case), then the names of `add` not there yet.
-fn categories_after(current: &[String], add: &[ProviderLabel], remove: &[ProviderLabel]) -> Vec<String> {
+fn categories_after(
+    current: &[String],
+    add: &[ProviderLabel],
+    remove: &[ProviderLabel],
+) -> Vec<String> {
     let mut out: Vec<String> = current
         .iter()
         .filter(|c| !remove.iter().any(|r| r.name.eq_ignore_ascii_case(c)))
@@ -804,7 +814,9 @@ fn todo_flag(open: bool, due: Option<i64>) -> Value {
             "startDateTime": graph_date(due.min(now)),
             "dueDateTime": graph_date(due),
         }),
-        (true, None) => json!({ "flagStatus": "flagged", "startDateTime": null, "dueDateTime": null }),
+        (true, None) => {
+            json!({ "flagStatus": "flagged", "startDateTime": null, "dueDateTime": null })
+        }
         (false, _) => json!({ "flagStatus": "complete", "completedDateTime": graph_date(now) }),
     }
 }

@@ -230,7 +230,10 @@ pub trait MailProvider: Send + Sync {
     }
 
     /// The mailbox's user labels (Gmail labels, Outlook master categories).
-    async fn list_labels(&self, access_token: &SecretString) -> Result<Vec<ProviderLabel>, ProviderError> {
+    async fn list_labels(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Vec<ProviderLabel>, ProviderError> {
         let _ = access_token;
         Err(self.labels_unsupported())
     }

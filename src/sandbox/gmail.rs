@@ -931,24 +931,23 @@ fn label_json(store: &Store, id: &str, counts: bool) -> Option<Value> {
         ]
         .contains(&f.id.as_str())
     {
-        v["messageListVisibility"] = json!(f
-            .props
-            .message_list_visibility
-            .as_deref()
-            .unwrap_or(if f.id == "SPAM" || f.id == "TRASH" {
+        v["messageListVisibility"] = json!(f.props.message_list_visibility.as_deref().unwrap_or(
+            if f.id == "SPAM" || f.id == "TRASH" {
                 "hide"
             } else {
                 "show"
-            }));
-        v["labelListVisibility"] = json!(f
-            .props
-            .label_list_visibility
-            .as_deref()
-            .unwrap_or(if f.id == "UNREAD" {
-                "labelHide"
-            } else {
-                "labelShow"
-            }));
+            }
+        ));
+        v["labelListVisibility"] =
+            json!(f
+                .props
+                .label_list_visibility
+                .as_deref()
+                .unwrap_or(if f.id == "UNREAD" {
+                    "labelHide"
+                } else {
+                    "labelShow"
+                }));
     }
     if counts {
         let with: Vec<&Msg> = store
@@ -1093,7 +1092,8 @@ fn label_props(body: &LabelBody) -> Result<super::store::LabelProps, HttpRespons
 }
 
 fn label_body(body: &[u8]) -> Result<LabelBody, HttpResponse> {
-    serde_json::from_slice(body).map_err(|e| invalid(&format!("Invalid JSON payload received. {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| invalid(&format!("Invalid JSON payload received. {e}")))
 }
 
 async fn create_label(
@@ -1114,7 +1114,12 @@ async fn create_label(
         Ok(p) => p,
         Err(res) => return res,
     };
-    let name = request.name.as_deref().unwrap_or_default().trim().to_string();
+    let name = request
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     if name.is_empty() {
         return invalid("Invalid label name");
     }

@@ -59,11 +59,26 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             &r("/messages/{id}/attachments/{attachment}/$value"),
             web::get().to(attachment_value),
         )
-        .route(&r("/outlook/masterCategories"), web::get().to(list_categories))
-        .route(&r("/outlook/masterCategories"), web::post().to(create_category))
-        .route(&r("/outlook/masterCategories/{id}"), web::get().to(get_category))
-        .route(&r("/outlook/masterCategories/{id}"), web::patch().to(patch_category))
-        .route(&r("/outlook/masterCategories/{id}"), web::delete().to(delete_category));
+        .route(
+            &r("/outlook/masterCategories"),
+            web::get().to(list_categories),
+        )
+        .route(
+            &r("/outlook/masterCategories"),
+            web::post().to(create_category),
+        )
+        .route(
+            &r("/outlook/masterCategories/{id}"),
+            web::get().to(get_category),
+        )
+        .route(
+            &r("/outlook/masterCategories/{id}"),
+            web::patch().to(patch_category),
+        )
+        .route(
+            &r("/outlook/masterCategories/{id}"),
+            web::delete().to(delete_category),
+        );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -925,7 +940,10 @@ async fn patch_message(
     if let (Some(f), Some(m)) = (&flag, store.get(&id)) {
         // As Graph: a due date needs a start date.
         let due = f.due.clone().unwrap_or_else(|| m.flag_dates.due.clone());
-        let start = f.start.clone().unwrap_or_else(|| m.flag_dates.start.clone());
+        let start = f
+            .start
+            .clone()
+            .unwrap_or_else(|| m.flag_dates.start.clone());
         let status = f.status.as_deref().unwrap_or(m.flag.as_str());
         if status != "notFlagged" && due.is_some() && start.is_none() {
             return error(
@@ -981,12 +999,19 @@ fn date_time_zone(key: &str, v: &Value) -> Result<Option<Value>, HttpResponse> {
     if v.is_null() {
         return Ok(None);
     }
-    let bad = || bad_request(&format!("flag.{key} must be a dateTimeTimeZone ({{dateTime, timeZone}})."));
+    let bad = || {
+        bad_request(&format!(
+            "flag.{key} must be a dateTimeTimeZone ({{dateTime, timeZone}})."
+        ))
+    };
     let obj = v.as_object().ok_or_else(bad)?;
     if obj.keys().any(|k| k != "dateTime" && k != "timeZone") {
         return Err(bad());
     }
-    let text = obj.get("dateTime").and_then(Value::as_str).ok_or_else(bad)?;
+    let text = obj
+        .get("dateTime")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?;
     let zone = obj.get("timeZone").and_then(Value::as_str).unwrap_or("UTC");
     chrono::NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
         .map_err(|_| bad())?;
@@ -997,7 +1022,12 @@ fn flag_patch(f: &Value) -> Result<super::store::FlagPatch, HttpResponse> {
     let Some(obj) = f.as_object() else {
         return Err(bad_request("flag must be a followupFlag object."));
     };
-    const KEYS: [&str; 4] = ["flagStatus", "startDateTime", "dueDateTime", "completedDateTime"];
+    const KEYS: [&str; 4] = [
+        "flagStatus",
+        "startDateTime",
+        "dueDateTime",
+        "completedDateTime",
+    ];
     if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(error(
             400,
@@ -1122,7 +1152,9 @@ async fn create_category(
         return error(
             400,
             "RequestBodyRead",
-            &format!("The property '{k}' does not exist on type 'microsoft.graph.outlookCategory'."),
+            &format!(
+                "The property '{k}' does not exist on type 'microsoft.graph.outlookCategory'."
+            ),
         );
     }
     let name = fields
@@ -1132,7 +1164,11 @@ async fn create_category(
         .unwrap_or_default()
         .to_string();
     if name.is_empty() {
-        return error(400, "ErrorInvalidArgument", "The displayName property is required.");
+        return error(
+            400,
+            "ErrorInvalidArgument",
+            "The displayName property is required.",
+        );
     }
     let color = match fields.get("color") {
         None | Some(Value::Null) => "none".to_string(),

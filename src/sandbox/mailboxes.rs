@@ -513,8 +513,7 @@ async fn patch(
         Ok(b) => b,
         Err(res) => return res,
     };
-    if mailbox.provider == super::Provider::Google && (b.categories.is_some() || b.flag.is_some())
-    {
+    if mailbox.provider == super::Provider::Google && (b.categories.is_some() || b.flag.is_some()) {
         return bad("categories and flag are Outlook's; Gmail has labels and starred");
     }
     if b.labels.is_some() && b.categories.is_some() {

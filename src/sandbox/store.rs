@@ -912,7 +912,9 @@ impl Store {
             return Err(StoreError::NotFound);
         };
         if f.system {
-            return Err(StoreError::Invalid("Invalid label: system labels cannot be changed".into()));
+            return Err(StoreError::Invalid(
+                "Invalid label: system labels cannot be changed".into(),
+            ));
         }
         if let Some(n) = name {
             f.name = n;
@@ -938,7 +940,9 @@ impl Store {
         match self.folder(id) {
             None => return Err(StoreError::NotFound),
             Some(f) if f.system => {
-                return Err(StoreError::Invalid("Invalid label: system labels cannot be deleted".into()))
+                return Err(StoreError::Invalid(
+                    "Invalid label: system labels cannot be deleted".into(),
+                ))
             }
             Some(_) => {}
         }

@@ -54,8 +54,16 @@ pub fn reconcile(
         .filter_map(|d| {
             let before: BTreeSet<String> = d.before.iter().map(key).collect();
             let after: BTreeSet<String> = d.after.iter().map(key).collect();
-            let added: Vec<&String> = d.after.iter().filter(|t| !before.contains(&key(t))).collect();
-            let removed: Vec<&String> = d.before.iter().filter(|t| !after.contains(&key(t))).collect();
+            let added: Vec<&String> = d
+                .after
+                .iter()
+                .filter(|t| !before.contains(&key(t)))
+                .collect();
+            let removed: Vec<&String> = d
+                .before
+                .iter()
+                .filter(|t| !after.contains(&key(t)))
+                .collect();
             (!added.is_empty() || !removed.is_empty()).then_some((d, added, removed))
         })
         .collect();

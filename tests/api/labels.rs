@@ -110,7 +110,11 @@ pub async fn sandbox_patch(app: &TestApp, email: &str, id: &str, body: Value) {
         .send()
         .await
         .expect("patch");
-    assert!(resp.status().is_success(), "sandbox patch: {}", resp.status());
+    assert!(
+        resp.status().is_success(),
+        "sandbox patch: {}",
+        resp.status()
+    );
 }
 
 pub async fn clear_faults(app: &TestApp) {
@@ -260,7 +264,11 @@ async fn labels_crud_validates_and_stays_with_its_owner() {
         .iter()
         .map(|l| l["name"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(names, ["Clients", "Later", "Ärger"], "by name (any case), own only");
+    assert_eq!(
+        names,
+        ["Clients", "Later", "Ärger"],
+        "by name (any case), own only"
+    );
     assert_eq!(body["meta"]["count"], 3);
 
     for (values, needle) in [
@@ -425,9 +433,14 @@ async fn labels_on_messages_reach_gmail_and_outlook_and_filter_the_list() {
     let g = gmail_label(&app, "Clients").await.expect("the Gmail label");
     assert_eq!(g["color"]["backgroundColor"], "#4a86e8");
     assert_eq!(g["labelListVisibility"], "labelShow");
-    assert_eq!(strings(&at_sandbox(&app, GMAIL, &g1).await["labelNames"]), ["Clients"]);
+    assert_eq!(
+        strings(&at_sandbox(&app, GMAIL, &g1).await["labelNames"]),
+        ["Clients"]
+    );
     // Outlook: a master category in preset7 (blue); the message keeps its other category.
-    let o = outlook_category(&app, "Clients").await.expect("the category");
+    let o = outlook_category(&app, "Clients")
+        .await
+        .expect("the category");
     assert_eq!(o["color"], "preset7");
     assert_eq!(
         strings(&at_sandbox(&app, OUTLOOK, &o1).await["categories"]),
@@ -456,14 +469,20 @@ async fn labels_on_messages_reach_gmail_and_outlook_and_filter_the_list() {
     let (status, body) = update_message(&app, lg2, json!({"labels": [u]})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(label_names(&body["data"]), ["Urgent"]);
-    assert_eq!(strings(&at_sandbox(&app, GMAIL, &g2).await["labelNames"]), ["Urgent"]);
+    assert_eq!(
+        strings(&at_sandbox(&app, GMAIL, &g2).await["labelNames"]),
+        ["Urgent"]
+    );
     assert_eq!(
         gmail_label(&app, "Urgent").await.expect("label")["color"]["backgroundColor"],
         "#fb4c2f"
     );
     let (status, _) = update_message(&app, lo2, json!({"addLabels": [u]})).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(outlook_category(&app, "Urgent").await.expect("cat")["color"], "preset0");
+    assert_eq!(
+        outlook_category(&app, "Urgent").await.expect("cat")["color"],
+        "preset0"
+    );
 
     // Filters: by label, not by label, the shorthand, and no label at all.
     let has = |ids: Vec<i64>| json!({"labels": {"$in": ids}}).to_string();
@@ -488,7 +507,10 @@ async fn labels_on_messages_reach_gmail_and_outlook_and_filter_the_list() {
     assert_eq!(
         subjects(
             &app,
-            &[("filter", &json!({"labelId": u}).to_string()), ("sort", "subject")]
+            &[
+                ("filter", &json!({"labelId": u}).to_string()),
+                ("sort", "subject")
+            ]
         )
         .await,
         ["gmail two", "outlook two"]
@@ -509,7 +531,11 @@ async fn labels_on_messages_reach_gmail_and_outlook_and_filter_the_list() {
             MEMBER,
             None,
             "mailMessages:list",
-            &[("filter", &has(vec![c])), ("fields", "id,subject"), ("appends", "labels")],
+            &[
+                ("filter", &has(vec![c])),
+                ("fields", "id,subject"),
+                ("appends", "labels"),
+            ],
             None,
         )
         .await;
@@ -585,15 +611,51 @@ async fn bad_label_updates_and_other_users_ids_change_nothing() {
     let _ = b;
 
     for (values, status, needle) in [
-        (json!({"addLabels": [theirs]}), StatusCode::NOT_FOUND, "label not found"),
-        (json!({"labels": [label, theirs]}), StatusCode::NOT_FOUND, "label not found"),
-        (json!({"addLabels": [987654]}), StatusCode::NOT_FOUND, "label not found"),
-        (json!({"labels": [label], "addLabels": [label]}), StatusCode::BAD_REQUEST, "not both"),
-        (json!({"addLabels": ["x"]}), StatusCode::BAD_REQUEST, "label ids"),
-        (json!({"addLabels": [label], "removeLabels": [label]}), StatusCode::BAD_REQUEST, "both"),
-        (json!({"addLabel": [label]}), StatusCode::BAD_REQUEST, "unknown field"),
-        (json!({"addLabels": label}), StatusCode::BAD_REQUEST, "Invalid values"),
-        (json!({"todoDueAt": "next week"}), StatusCode::BAD_REQUEST, "todoDueAt"),
+        (
+            json!({"addLabels": [theirs]}),
+            StatusCode::NOT_FOUND,
+            "label not found",
+        ),
+        (
+            json!({"labels": [label, theirs]}),
+            StatusCode::NOT_FOUND,
+            "label not found",
+        ),
+        (
+            json!({"addLabels": [987654]}),
+            StatusCode::NOT_FOUND,
+            "label not found",
+        ),
+        (
+            json!({"labels": [label], "addLabels": [label]}),
+            StatusCode::BAD_REQUEST,
+            "not both",
+        ),
+        (
+            json!({"addLabels": ["x"]}),
+            StatusCode::BAD_REQUEST,
+            "label ids",
+        ),
+        (
+            json!({"addLabels": [label], "removeLabels": [label]}),
+            StatusCode::BAD_REQUEST,
+            "both",
+        ),
+        (
+            json!({"addLabel": [label]}),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            json!({"addLabels": label}),
+            StatusCode::BAD_REQUEST,
+            "Invalid values",
+        ),
+        (
+            json!({"todoDueAt": "next week"}),
+            StatusCode::BAD_REQUEST,
+            "todoDueAt",
+        ),
         (
             json!({"todo": false, "todoDueAt": "2030-01-01T00:00:00Z"}),
             StatusCode::BAD_REQUEST,
@@ -616,7 +678,10 @@ async fn bad_label_updates_and_other_users_ids_change_nothing() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(label_names(&local(&app, &g).await).is_empty(), "nothing changed");
+    assert!(
+        label_names(&local(&app, &g).await).is_empty(),
+        "nothing changed"
+    );
     assert_eq!(app.count("mail_message_labels").await, 0);
     assert_eq!(label_outbox(&app).await, 0);
     assert!(app
@@ -642,7 +707,13 @@ async fn labels_applied_at_the_provider_arrive_by_sync() {
         .as_i64()
         .expect("id");
 
-    sandbox_patch(&app, GMAIL, &g, json!({"labels": ["Partners", "Suppliers"]})).await;
+    sandbox_patch(
+        &app,
+        GMAIL,
+        &g,
+        json!({"labels": ["Partners", "Suppliers"]}),
+    )
+    .await;
     sandbox_patch(&app, OUTLOOK, &o, json!({"categories": ["PARTNERS"]})).await;
     app.sync_now(MEMBER, gmail, "mailAccounts:sync").await;
     app.sync_now(MEMBER, outlook, "mailAccounts:sync").await;
@@ -666,13 +737,30 @@ async fn labels_applied_at_the_provider_arrive_by_sync() {
     assert_eq!(get_label(&app, partners).await["name"], "partners");
 
     // A label attached here goes to the provider's label of the same name, not a new one.
-    let (status, _) = update_message(&app, local_id(&app, &o).await, json!({"addLabels": [partners]})).await;
+    let (status, _) = update_message(
+        &app,
+        local_id(&app, &o).await,
+        json!({"addLabels": [partners]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(strings(&at_sandbox(&app, OUTLOOK, &o).await["categories"]), ["partners"]);
-    let (status, _) = update_message(&app, local_id(&app, &g).await, json!({"addLabels": [partners]})).await;
+    assert_eq!(
+        strings(&at_sandbox(&app, OUTLOOK, &o).await["categories"]),
+        ["partners"]
+    );
+    let (status, _) = update_message(
+        &app,
+        local_id(&app, &g).await,
+        json!({"addLabels": [partners]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let names = strings(&at_sandbox(&app, GMAIL, &g).await["labelNames"]);
-    assert_eq!(names, ["Suppliers", "Partners"], "the Gmail label made by the other client");
+    assert_eq!(
+        names,
+        ["Suppliers", "Partners"],
+        "the Gmail label made by the other client"
+    );
     let gmail_labels = mailbox_at_sandbox(&app, GMAIL).await["labels"].clone();
     assert_eq!(
         gmail_labels.as_array().map(Vec::len),
@@ -697,7 +785,8 @@ async fn renames_and_deletions_follow_through_to_both_providers() {
     .await;
     let gmail = link_and_sync(&app, GMAIL).await;
     let outlook = link_and_sync(&app, OUTLOOK).await;
-    let label = create_label(&app, MEMBER, json!({"name": "Project X", "color": "green"})).await["id"]
+    let label = create_label(&app, MEMBER, json!({"name": "Project X", "color": "green"})).await
+        ["id"]
         .as_i64()
         .expect("id");
     for p in [&g, &o] {
@@ -729,7 +818,10 @@ async fn renames_and_deletions_follow_through_to_both_providers() {
     assert_eq!(renamed["id"], gmail_id);
     assert_eq!(renamed["color"]["backgroundColor"], "#1c4587");
     assert!(gmail_label(&app, "Project X").await.is_none());
-    assert_eq!(strings(&at_sandbox(&app, GMAIL, &g).await["labelNames"]), ["Project Y"]);
+    assert_eq!(
+        strings(&at_sandbox(&app, GMAIL, &g).await["labelNames"]),
+        ["Project Y"]
+    );
     // Outlook: a new category, the message moved over, the old category gone.
     let new_category = outlook_category(&app, "Project Y").await.expect("category");
     assert_ne!(new_category["id"], old_category);
@@ -743,7 +835,10 @@ async fn renames_and_deletions_follow_through_to_both_providers() {
     app.sync_now(MEMBER, gmail, "mailAccounts:sync").await;
     app.sync_now(MEMBER, outlook, "mailAccounts:sync").await;
     assert_eq!(label_names(&local(&app, &g).await), ["Project Y"]);
-    assert_eq!(label_names(&local(&app, &o).await), ["Keep me", "Project Y"]);
+    assert_eq!(
+        label_names(&local(&app, &o).await),
+        ["Keep me", "Project Y"]
+    );
 
     let (status, body) = app
         .call(
@@ -755,7 +850,10 @@ async fn renames_and_deletions_follow_through_to_both_providers() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(label_names(&local(&app, &g).await).is_empty(), "off the messages at once");
+    assert!(
+        label_names(&local(&app, &g).await).is_empty(),
+        "off the messages at once"
+    );
     wait_for("the deletion reaches both providers", 30, || async {
         label_outbox(&app).await == 0
             && gmail_label(&app, "Project Y").await.is_none()
@@ -763,7 +861,10 @@ async fn renames_and_deletions_follow_through_to_both_providers() {
     })
     .await;
     assert!(strings(&at_sandbox(&app, GMAIL, &g).await["labelNames"]).is_empty());
-    assert_eq!(strings(&at_sandbox(&app, OUTLOOK, &o).await["categories"]), ["Keep me"]);
+    assert_eq!(
+        strings(&at_sandbox(&app, OUTLOOK, &o).await["categories"]),
+        ["Keep me"]
+    );
     // And sync does not bring it back.
     app.sync_now(MEMBER, gmail, "mailAccounts:sync").await;
     app.sync_now(MEMBER, outlook, "mailAccounts:sync").await;
@@ -815,7 +916,10 @@ async fn a_provider_failing_for_a_while_keeps_the_label_and_the_outbox_delivers_
         assert_eq!(body["meta"]["pending"], json!([id]));
         assert!(strings(&at_sandbox(&app, email, &p).await["labelNames"]).is_empty());
         assert_eq!(label_outbox(&app).await, 1);
-        assert!(get_label(&app, label).await["syncError"].is_null(), "not an error yet");
+        assert!(
+            get_label(&app, label).await["syncError"].is_null(),
+            "not an error yet"
+        );
 
         // A resync sees the provider without the label and must not take it off.
         app.sync_now(MEMBER, account, "mailAccounts:resync").await;
@@ -858,9 +962,17 @@ async fn a_provider_refusing_for_good_keeps_the_label_with_the_error_visible() {
             .as_i64()
             .expect("id");
         app.sandbox_post("/__sandbox/faults", fault).await;
-        let (status, body) =
-            update_message(&app, local_id(&app, &p).await, json!({"addLabels": [label]})).await;
-        assert_eq!(status, StatusCode::OK, "{email}: a label is never undone: {body}");
+        let (status, body) = update_message(
+            &app,
+            local_id(&app, &p).await,
+            json!({"addLabels": [label]}),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{email}: a label is never undone: {body}"
+        );
         assert_eq!(label_names(&body["data"]), [name.as_str()]);
         assert_eq!(label_outbox(&app).await, 0, "given up, not retried");
         let error = get_label(&app, label).await["syncError"].clone();
@@ -879,11 +991,18 @@ async fn a_provider_refusing_for_good_keeps_the_label_with_the_error_visible() {
         assert_eq!(label_names(&local(&app, &p).await), [name.as_str()]);
 
         // The next use that goes through clears the error.
-        let (status, _) =
-            update_message(&app, local_id(&app, &q).await, json!({"addLabels": [label]})).await;
+        let (status, _) = update_message(
+            &app,
+            local_id(&app, &q).await,
+            json!({"addLabels": [label]}),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(get_label(&app, label).await["syncError"].is_null());
-        assert_eq!(strings(&at_sandbox(&app, email, &q).await["labelNames"]), [name.clone()]);
+        assert_eq!(
+            strings(&at_sandbox(&app, email, &q).await["labelNames"]),
+            [name.as_str()]
+        );
     }
     app.stop().await;
 }
@@ -912,7 +1031,10 @@ async fn todo_is_the_outlook_flag_with_its_due_date() {
     let flag = at_sandbox(&app, OUTLOOK, &p).await["flag"].clone();
     assert_eq!(flag["status"], "flagged", "{flag}");
     assert_eq!(flag["dueAt"], "2030-05-06T17:00:00.000Z");
-    assert!(flag["startAt"].as_str().is_some(), "Graph wants a start with a due date");
+    assert!(
+        flag["startAt"].as_str().is_some(),
+        "Graph wants a start with a due date"
+    );
 
     // A new due date moves the flag's.
     let (status, _) = update_message(&app, id, json!({"todoDueAt": "2030-05-07T09:30:00Z"})).await;
@@ -941,17 +1063,27 @@ async fn todo_is_the_outlook_flag_with_its_due_date() {
     .await;
     app.sync_now(MEMBER, account, "mailAccounts:sync").await;
     let lq = local(&app, &q).await;
-    assert_eq!((lq["todo"].as_bool(), lq["starred"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (lq["todo"].as_bool(), lq["starred"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(lq["todoDueAt"], "2030-01-02T08:00:00.000Z");
     sandbox_patch(&app, OUTLOOK, &q, json!({"flag": {"status": "complete"}})).await;
     app.sync_now(MEMBER, account, "mailAccounts:sync").await;
     let lq = local(&app, &q).await;
-    assert_eq!((lq["todo"].as_bool(), lq["starred"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(
+        (lq["todo"].as_bool(), lq["starred"].as_bool()),
+        (Some(false), Some(false))
+    );
     // Starring here flags there, and is a to-do.
-    let (status, body) = update_message(&app, local_id(&app, &q).await, json!({"starred": true})).await;
+    let (status, body) =
+        update_message(&app, local_id(&app, &q).await, json!({"starred": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["todo"], true);
-    assert_eq!(at_sandbox(&app, OUTLOOK, &q).await["flag"]["status"], "flagged");
+    assert_eq!(
+        at_sandbox(&app, OUTLOOK, &q).await["flag"]["status"],
+        "flagged"
+    );
     let (status, body) = update_message(
         &app,
         local_id(&app, &q).await,
@@ -964,29 +1096,33 @@ async fn todo_is_the_outlook_flag_with_its_due_date() {
 
 #[actix_web::test]
 async fn todo_as_the_outlook_flag_can_be_turned_off() {
-    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__MICROSOFT__TODO_AS_FLAG", "false")])
-        .await;
+    let app =
+        TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__MICROSOFT__TODO_AS_FLAG", "false")])
+            .await;
     app.configure_providers().await;
     let p = simple_message(&app, OUTLOOK, "local to-do").await;
     let account = link_and_sync(&app, OUTLOOK).await;
     let id = local_id(&app, &p).await;
-    let (status, body) = update_message(
-        &app,
-        id,
-        json!({"todo": true, "todoDueAt": "2030-05-06"}),
-    )
-    .await;
+    let (status, body) =
+        update_message(&app, id, json!({"todo": true, "todoDueAt": "2030-05-06"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["starred"], false);
     assert_eq!(body["data"]["todoDueAt"], "2030-05-06T00:00:00.000Z");
-    assert_eq!(at_sandbox(&app, OUTLOOK, &p).await["flag"]["status"], "notFlagged");
+    assert_eq!(
+        at_sandbox(&app, OUTLOOK, &p).await["flag"]["status"],
+        "notFlagged"
+    );
     assert!(app
         .sandbox_requests("/microsoft/graph/v1.0/me/messages/")
         .await
         .iter()
         .all(|r| r["method"] == "GET"));
     app.sync_now(MEMBER, account, "mailAccounts:sync").await;
-    assert_eq!(local(&app, &p).await["todo"], true, "local only, kept by sync");
+    assert_eq!(
+        local(&app, &p).await["todo"],
+        true,
+        "local only, kept by sync"
+    );
     app.stop().await;
 }
 
@@ -997,26 +1133,36 @@ async fn todo_as_the_gmail_star_only_when_asked() {
     app.configure_providers().await;
     let p = simple_message(&app, GMAIL, "gmail to-do").await;
     let account = link_and_sync(&app, GMAIL).await;
-    let (status, body) = update_message(&app, local_id(&app, &p).await, json!({"todo": true})).await;
+    let (status, body) =
+        update_message(&app, local_id(&app, &p).await, json!({"todo": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["starred"], false);
     assert_eq!(at_sandbox(&app, GMAIL, &p).await["starred"], false);
     sandbox_patch(&app, GMAIL, &p, json!({"starred": true})).await;
     app.sync_now(MEMBER, account, "mailAccounts:sync").await;
     let l = local(&app, &p).await;
-    assert_eq!((l["starred"].as_bool(), l["todo"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(
+        (l["starred"].as_bool(), l["todo"].as_bool()),
+        (Some(true), Some(true))
+    );
     sandbox_patch(&app, GMAIL, &p, json!({"starred": false})).await;
     app.sync_now(MEMBER, account, "mailAccounts:sync").await;
-    assert_eq!(local(&app, &p).await["todo"], true, "the star is not the to-do");
+    assert_eq!(
+        local(&app, &p).await["todo"],
+        true,
+        "the star is not the to-do"
+    );
     app.stop().await;
 
     // On: the to-do is the star, both ways.
-    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__GOOGLE__TODO_AS_STAR", "true")]).await;
+    let app =
+        TestApp::spawn_with(&[("EMAIL_MANAGER__PROVIDERS__GOOGLE__TODO_AS_STAR", "true")]).await;
     app.configure_providers().await;
     let p = simple_message(&app, GMAIL, "gmail to-do").await;
     let q = simple_message(&app, GMAIL, "starred elsewhere").await;
     let account = link_and_sync(&app, GMAIL).await;
-    let (status, body) = update_message(&app, local_id(&app, &p).await, json!({"todo": true})).await;
+    let (status, body) =
+        update_message(&app, local_id(&app, &p).await, json!({"todo": true})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["starred"], true);
     assert_eq!(at_sandbox(&app, GMAIL, &p).await["starred"], true);
@@ -1054,8 +1200,12 @@ async fn open_todos_list_by_due_date_with_range_filters() {
             values["todoDueAt"] = json!(d);
         }
         if !todo {
-            let (status, body) =
-                update_message(&app, local_id(&app, p).await, json!({"todo": true, "todoDueAt": due})).await;
+            let (status, body) = update_message(
+                &app,
+                local_id(&app, p).await,
+                json!({"todo": true, "todoDueAt": due}),
+            )
+            .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             values = json!({"todo": false});
         }
@@ -1090,26 +1240,49 @@ async fn open_todos_list_by_due_date_with_range_filters() {
     assert_eq!(
         subjects(
             &app,
-            &[(
-                "filter",
-                &json!({"todoDueAt": {"$dateBetween": ["2029-01-01", "2030-01-31"]}}).to_string()
-            ), ("sort", "todoDueAt")]
+            &[
+                (
+                    "filter",
+                    &json!({"todoDueAt": {"$dateBetween": ["2029-01-01", "2030-01-31"]}})
+                        .to_string()
+                ),
+                ("sort", "todoDueAt")
+            ]
         )
         .await,
         ["done", "soon"]
     );
     assert_eq!(
-        subjects(&app, &[("filter", &json!({"todo": true, "todoDueAt": {"$empty": true}}).to_string())]).await,
+        subjects(
+            &app,
+            &[(
+                "filter",
+                &json!({"todo": true, "todoDueAt": {"$empty": true}}).to_string()
+            )]
+        )
+        .await,
         ["no date"]
     );
     assert_eq!(
-        subjects(&app, &[("filter", &json!({"todoDueAt": null}).to_string()), ("sort", "subject")]).await,
+        subjects(
+            &app,
+            &[
+                ("filter", &json!({"todoDueAt": null}).to_string()),
+                ("sort", "subject")
+            ]
+        )
+        .await,
         ["no date"],
         "done keeps its date"
     );
     // Clearing the date.
     let middle = &ids.iter().find(|(s, _)| *s == "middle").expect("seeded").1;
-    let (status, body) = update_message(&app, local_id(&app, middle).await, json!({"todoDueAt": null})).await;
+    let (status, body) = update_message(
+        &app,
+        local_id(&app, middle).await,
+        json!({"todoDueAt": null}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["data"]["todoDueAt"].is_null());
     let (status, body) = app
@@ -1170,7 +1343,10 @@ async fn labels_notes_and_todo_survive_a_resync_and_an_expired_cursor() {
         .await;
         let run = app.sync_now(MEMBER, account, "mailAccounts:sync").await;
         assert!(run["error"].is_null(), "{run}");
-        assert_eq!(run["kind"], "resync", "{email}: the expired cursor started a resync");
+        assert_eq!(
+            run["kind"], "resync",
+            "{email}: the expired cursor started a resync"
+        );
         assert_eq!(run["added"], 0, "{email}: nothing duplicated: {run}");
 
         let after = local(&app, &p).await;

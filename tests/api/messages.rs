@@ -544,7 +544,7 @@ async fn lists_filter_sort_page_and_count() {
         ),
         (vec![("filter", "{not json".to_string())], "JSON"),
         (vec![("sort", "-nope".to_string())], "\"nope\""),
-        (vec![("appends", "labels".to_string())], "\"labels\""),
+        (vec![("appends", "folders".to_string())], "\"folders\""),
         (vec![("fields", "id,body".to_string())], "\"body\""),
         (vec![("groupBy", "sender".to_string())], "groupBy"),
         (vec![("pageSize", "0".to_string())], "pageSize"),

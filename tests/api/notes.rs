@@ -52,7 +52,10 @@ async fn notes_are_kept_in_time_order_for_their_author_only() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let html = body["data"]["content"].as_str().expect("content");
     assert!(html.contains("<b>today</b>"), "{html}");
-    assert!(!html.contains("onclick") && !html.contains("script"), "{html}");
+    assert!(
+        !html.contains("onclick") && !html.contains("script"),
+        "{html}"
+    );
     let html_id = body["data"]["id"].as_i64().expect("id");
 
     // In time order, in each of the forms NocoBase sends the filter.
@@ -78,7 +81,11 @@ async fn notes_are_kept_in_time_order_for_their_author_only() {
             MEMBER,
             None,
             "mailMessageNotes:list",
-            &[("filter[messageId]", &id.to_string()), ("pageSize", "2"), ("page", "2")],
+            &[
+                ("filter[messageId]", &id.to_string()),
+                ("pageSize", "2"),
+                ("page", "2"),
+            ],
             None,
         )
         .await;
@@ -88,7 +95,9 @@ async fn notes_are_kept_in_time_order_for_their_author_only() {
     // appends=notes on list and get; a message without notes has an empty list.
     let m = local(&app, &p).await;
     assert_eq!(contents(&m["notes"]).len(), 4);
-    assert!(local(&app, &q).await["notes"].as_array().is_some_and(Vec::is_empty));
+    assert!(local(&app, &q).await["notes"]
+        .as_array()
+        .is_some_and(Vec::is_empty));
     let (_, got) = app
         .call(
             MEMBER,
@@ -146,14 +155,26 @@ async fn notes_are_kept_in_time_order_for_their_author_only() {
 
     // Another user: my notes and my message answer 404, and nothing changes.
     for (action, query, values) in [
-        ("mailMessageNotes:get", vec![("filterByTk", ids[0].to_string())], None),
+        (
+            "mailMessageNotes:get",
+            vec![("filterByTk", ids[0].to_string())],
+            None,
+        ),
         (
             "mailMessageNotes:update",
             vec![("filterByTk", ids[0].to_string())],
             Some(json!({"content": "mine now"})),
         ),
-        ("mailMessageNotes:destroy", vec![("filterByTk", ids[0].to_string())], None),
-        ("mailMessageNotes:list", vec![("filter[messageId]", id.to_string())], None),
+        (
+            "mailMessageNotes:destroy",
+            vec![("filterByTk", ids[0].to_string())],
+            None,
+        ),
+        (
+            "mailMessageNotes:list",
+            vec![("filter[messageId]", id.to_string())],
+            None,
+        ),
         (
             "mailMessageNotes:create",
             vec![],
@@ -176,18 +197,46 @@ async fn notes_are_kept_in_time_order_for_their_author_only() {
         .await;
     assert_eq!(
         contents(&body["data"]),
-        ["call back on Monday", "sent the quote (v2)", "they accepted"]
+        [
+            "call back on Monday",
+            "sent the quote (v2)",
+            "they accepted"
+        ]
     );
     assert_eq!(app.count("mail_message_notes").await, 3);
 
     // Bad input changes nothing.
     for (values, status, needle) in [
-        (json!({"messageId": other, "content": "   "}), StatusCode::BAD_REQUEST, "must not be empty"),
-        (json!({"messageId": other, "content": "x", "format": "markdown"}), StatusCode::BAD_REQUEST, "format"),
-        (json!({"messageId": other, "content": "x", "pinned": true}), StatusCode::BAD_REQUEST, "unknown field"),
-        (json!({"content": "x"}), StatusCode::BAD_REQUEST, "missing field"),
-        (json!({"messageId": "abc", "content": "x"}), StatusCode::BAD_REQUEST, "messageId"),
-        (json!({"messageId": 987654, "content": "x"}), StatusCode::NOT_FOUND, "not found"),
+        (
+            json!({"messageId": other, "content": "   "}),
+            StatusCode::BAD_REQUEST,
+            "must not be empty",
+        ),
+        (
+            json!({"messageId": other, "content": "x", "format": "markdown"}),
+            StatusCode::BAD_REQUEST,
+            "format",
+        ),
+        (
+            json!({"messageId": other, "content": "x", "pinned": true}),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            json!({"content": "x"}),
+            StatusCode::BAD_REQUEST,
+            "missing field",
+        ),
+        (
+            json!({"messageId": "abc", "content": "x"}),
+            StatusCode::BAD_REQUEST,
+            "messageId",
+        ),
+        (
+            json!({"messageId": 987654, "content": "x"}),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
         (
             json!({"messageId": other, "content": "x".repeat(64 * 1024 + 1)}),
             StatusCode::PAYLOAD_TOO_LARGE,

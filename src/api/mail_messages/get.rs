@@ -35,7 +35,12 @@ pub async fn get(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
             let notes = with_notes
                 .then(|| crate::db::notes::for_messages(c, user_id, &[id]))
                 .transpose()?;
-            Ok((row, attachments.remove(&id).unwrap_or_default(), labels, notes))
+            Ok((
+                row,
+                attachments.remove(&id).unwrap_or_default(),
+                labels,
+                notes,
+            ))
         })
         .await
         .map_err(not_found)?;

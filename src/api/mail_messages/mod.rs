@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use crate::db::labels::LabelRow;
 use crate::db::message_list::ListRow;
-use crate::db::notes::NoteRow;
 use crate::db::models::MailAttachmentRow;
+use crate::db::notes::NoteRow;
 use crate::db::DbError;
 use crate::error::{ApiError, ApiResult};
 
@@ -143,7 +143,11 @@ pub(crate) fn append_local(
         if let Some(notes) = notes {
             let list = notes
                 .get(&id)
-                .map(|n| n.iter().map(crate::api::mail_message_notes::note_json).collect())
+                .map(|n| {
+                    n.iter()
+                        .map(crate::api::mail_message_notes::note_json)
+                        .collect()
+                })
                 .unwrap_or_default();
             m.insert("notes".into(), Value::Array(list));
         }

@@ -19,8 +19,8 @@ use crate::db::labels::{self, LabelEdit};
 use crate::db::message_changes::{self as changes, LocalChange};
 use crate::db::message_list;
 use crate::db::{now_millis, DbError};
-use crate::label_writeback::{self, LabelDelivery};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::label_writeback::{self, LabelDelivery};
 use crate::providers::folder;
 use crate::state::AppState;
 use crate::writeback::{self, Delivery};
@@ -113,7 +113,10 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
             .map(|l| label_ids("labels", l))
             .transpose()?,
         add: label_ids("addLabels", v.add_labels.as_deref().unwrap_or_default())?,
-        remove: label_ids("removeLabels", v.remove_labels.as_deref().unwrap_or_default())?,
+        remove: label_ids(
+            "removeLabels",
+            v.remove_labels.as_deref().unwrap_or_default(),
+        )?,
     };
     if edit.add.iter().any(|a| edit.remove.contains(a)) {
         return Err(ApiError::invalid(
@@ -207,12 +210,12 @@ async fn apply_change_with_labels(
     if let Some(target) = &change.folder {
         check_folder(state, target, accounts.clone()).await?;
     }
-    let coupled = if change.todo.is_some() || change.starred.is_some() || change.todo_due_at.is_some()
-    {
-        coupled_accounts(state, accounts).await?
-    } else {
-        HashSet::new()
-    };
+    let coupled =
+        if change.todo.is_some() || change.starred.is_some() || change.todo_due_at.is_some() {
+            coupled_accounts(state, accounts).await?
+        } else {
+            HashSet::new()
+        };
     if let (Some(s), Some(t)) = (change.starred, change.todo) {
         if s != t && rows.iter().any(|r| coupled.contains(&r.account_id)) {
             return Err(ApiError::invalid(
@@ -374,7 +377,9 @@ pub fn describe(change: &LocalChange) -> String {
     match change.todo {
         Some(true) => parts.push("flag as a to-do".to_string()),
         Some(false) => parts.push("complete the to-do".to_string()),
-        None if change.todo_due_at.is_some() => parts.push("change the to-do's due date".to_string()),
+        None if change.todo_due_at.is_some() => {
+            parts.push("change the to-do's due date".to_string())
+        }
         None => {}
     }
     if parts.is_empty() {
