@@ -1367,3 +1367,32 @@ async fn labels_notes_and_todo_survive_a_resync_and_an_expired_cursor() {
     }
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn with_mirroring_off_labels_stay_local_both_ways() {
+    let app = TestApp::spawn_with(&[("EMAIL_MANAGER__MAIL__MIRROR_LABELS", "false")]).await;
+    app.configure_providers().await;
+    let g = simple_message(&app, GMAIL, "local labels only").await;
+    let account = link_and_sync(&app, GMAIL).await;
+    let label = create_label(&app, MEMBER, json!({"name": "Local"})).await["id"]
+        .as_i64()
+        .expect("id");
+    let (status, body) = update_message(
+        &app,
+        local_id(&app, &g).await,
+        json!({"addLabels": [label]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(label_names(&body["data"]), ["Local"]);
+    assert!(gmail_label(&app, "Local").await.is_none());
+    assert_eq!(label_outbox(&app).await, 0);
+    sandbox_patch(&app, GMAIL, &g, json!({"labels": ["Remote"]})).await;
+    app.sync_now(MEMBER, account, "mailAccounts:sync").await;
+    assert_eq!(
+        label_names(&local(&app, &g).await),
+        ["Local"],
+        "nothing taken in"
+    );
+    app.stop().await;
+}
