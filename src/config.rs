@@ -60,6 +60,8 @@ pub struct MailSettings {
     pub outbox_retry_secs: u64,
     /// Attempts after which a change the provider keeps failing is given up and undone here.
     pub outbox_max_attempts: u32,
+    /// Mirror labels to Gmail labels / Outlook categories, and take provider labels in by sync.
+    pub mirror_labels: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,8 @@ pub struct GoogleSettings {
     pub userinfo_url: Url,
     pub gmail_api_base: Url,
     pub scopes: Vec<String>,
+    /// A to-do is Gmail's star (STARRED), and the star a to-do.
+    pub todo_as_star: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +143,8 @@ pub struct MicrosoftSettings {
     pub authority: Url,
     pub graph_api_base: Url,
     pub scopes: Vec<String>,
+    /// A to-do is Outlook's follow-up flag (with its due date), and the flag a to-do.
+    pub todo_as_flag: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +186,7 @@ struct RawMail {
     max_attachment_bytes: Option<u64>,
     outbox_retry_secs: Option<u64>,
     outbox_max_attempts: Option<u32>,
+    mirror_labels: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -250,6 +257,7 @@ struct RawGoogle {
     userinfo_url: Option<String>,
     gmail_api_base: Option<String>,
     scopes: Option<StringList>,
+    todo_as_star: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -258,6 +266,7 @@ struct RawMicrosoft {
     authority: Option<String>,
     graph_api_base: Option<String>,
     scopes: Option<StringList>,
+    todo_as_flag: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -301,6 +310,8 @@ pub const DEFAULT_MICROSOFT_SCOPES: &[&str] = &[
     "Mail.ReadWrite",
     "Mail.Send",
     "MailboxSettings.Read",
+    // Outlook master categories (labels) are mailbox settings: creating one needs ReadWrite.
+    "MailboxSettings.ReadWrite",
 ];
 
 impl Settings {
@@ -503,6 +514,7 @@ impl Settings {
                     .unwrap_or("https://gmail.googleapis.com"),
             )?,
             scopes: scopes("providers.google.scopes", g.scopes, DEFAULT_GOOGLE_SCOPES)?,
+            todo_as_star: g.todo_as_star.unwrap_or(false),
         };
         let m = raw.providers.microsoft;
         let microsoft = MicrosoftSettings {
@@ -523,6 +535,7 @@ impl Settings {
                 m.scopes,
                 DEFAULT_MICROSOFT_SCOPES,
             )?,
+            todo_as_flag: m.todo_as_flag.unwrap_or(true),
         };
         let providers = ProviderSettings {
             google,
@@ -571,6 +584,7 @@ impl Settings {
                 "mail.outbox_max_attempts",
                 raw.mail.outbox_max_attempts.unwrap_or(12),
             )?,
+            mirror_labels: raw.mail.mirror_labels.unwrap_or(true),
         };
 
         Ok(Settings {

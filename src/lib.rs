@@ -22,3 +22,5 @@ pub mod state;
 pub mod sync;
 pub mod web;
 pub mod writeback;
+
+pub mod label_writeback;

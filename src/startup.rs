@@ -53,6 +53,7 @@ impl Application {
             metrics: Metrics::default(),
             sync: Default::default(),
             writeback: Default::default(),
+            labels: Default::default(),
         });
 
         let port = listener
@@ -87,6 +88,8 @@ impl Application {
         }
         // Changes to messages waiting for their provider: always on, they are the user's.
         crate::writeback::spawn(state.clone());
+        // Label work waiting for the providers, likewise.
+        crate::label_writeback::spawn(state.clone());
         Ok(Application {
             port,
             server,

@@ -19,4 +19,6 @@ pub struct AppState {
     pub metrics: Metrics,
     pub sync: SyncState,
     pub writeback: crate::writeback::Writeback,
+    /// Label work waiting for the providers (issue 5).
+    pub labels: crate::label_writeback::LabelWriteback,
 }

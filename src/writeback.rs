@@ -91,6 +91,10 @@ fn wanted(rows: &[&OutboxRow]) -> MessageChange {
         if r.folder.is_some() {
             c.folder = r.folder.clone();
         }
+        if r.todo.is_some() {
+            c.todo = r.todo;
+            c.todo_due_at = r.todo_due_at;
+        }
     }
     c
 }
@@ -325,7 +329,7 @@ async fn modify(
 }
 
 /// `base · 2^(attempt-1)` seconds, at most an hour, ±20 % so retries spread out.
-fn backoff_ms(base_secs: u64, attempt: i32) -> i64 {
+pub(crate) fn backoff_ms(base_secs: u64, attempt: i32) -> i64 {
     let exp = (attempt.max(1) - 1).min(16) as u32;
     let secs = base_secs.saturating_mul(1u64 << exp).min(MAX_BACKOFF_SECS);
     let d =

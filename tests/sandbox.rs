@@ -2055,3 +2055,444 @@ async fn graph_answers_429_past_four_concurrent_requests_per_mailbox() {
     assert_eq!(res.status(), StatusCode::OK);
     sb.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Labels, master categories and flags (issue 5)
+
+/// Microsoft tokens for `account` with the given scopes.
+async fn ms_tokens_with(
+    sb: &Sandbox,
+    c: &Client,
+    cfg: &SandboxConfig,
+    account: &str,
+    scope: &str,
+) -> Value {
+    let verifier = "s".repeat(60);
+    let url = ms_authorize_url(sb, cfg, TENANT, &pkce(&verifier))
+        .replacen("/authorize?", "/authorize/approve?", 1)
+        .replace(
+            &enc("openid profile email offline_access https://graph.microsoft.com/Mail.ReadWrite"),
+            &enc(scope),
+        )
+        + &format!("&account={}", enc(account));
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let code = location_params(&res)["code"].clone();
+    let (status, tokens) = ms_token(
+        sb,
+        c,
+        cfg,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+            ("scope", scope),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
+#[tokio::test]
+async fn gmail_labels_are_created_changed_and_deleted_like_gmail_does() {
+    let (sb, c, cfg) = start().await;
+    let token = google_tokens(&sb, &c, &cfg, "alice@gmail.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gmail = format!("{}/gmail/v1/users/me", sb.gmail_api_base());
+    let send = |method: reqwest::Method, path: &str, b: Option<Value>| {
+        let mut req = c
+            .request(method, format!("{gmail}/{path}"))
+            .bearer_auth(&token);
+        if let Some(b) = b {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    let (status, made) = body(
+        send(
+            reqwest::Method::POST,
+            "labels",
+            Some(
+                json!({"name": "Clients", "labelListVisibility": "labelShowIfUnread",
+                        "messageListVisibility": "hide",
+                        "color": {"backgroundColor": "#4a86e8", "textColor": "#ffffff"}}),
+            ),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    assert_eq!(made["type"], "user");
+    assert_eq!(made["color"]["backgroundColor"], "#4a86e8");
+    assert_eq!(made["labelListVisibility"], "labelShowIfUnread");
+    let id = made["id"].as_str().unwrap().to_string();
+    for (b, code, needle) in [
+        (json!({"name": "clients"}), 409, "exists"),
+        (json!({"name": "inbox"}), 409, "exists"),
+        (
+            json!({"name": "X", "color": {"backgroundColor": "#123456", "textColor": "#ffffff"}}),
+            400,
+            "palette",
+        ),
+        (
+            json!({"name": "X", "color": {"backgroundColor": "#4a86e8"}}),
+            400,
+            "both",
+        ),
+        (
+            json!({"name": "X", "labelListVisibility": "sometimes"}),
+            400,
+            "label_list_visibility",
+        ),
+        (json!({"name": "X", "colour": {}}), 400, "unknown field"),
+        (json!({"name": "  "}), 400, "label name"),
+    ] {
+        let (status, err) = body(
+            send(reqwest::Method::POST, "labels", Some(b.clone()))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status.as_u16(), code, "{b}: {err}");
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{b}: {message}");
+    }
+
+    // A message carrying it; patch renames and recolours, update replaces.
+    let (_, inserted) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/messages",
+        Some(json!({"from": "a@example.test", "to": ["alice@gmail.test"], "subject": "s", "text": "t"})),
+    )
+    .await;
+    let mid = inserted["id"].as_str().unwrap().to_string();
+    let (status, _) = body(
+        send(
+            reqwest::Method::POST,
+            &format!("messages/{mid}/modify"),
+            Some(json!({"addLabelIds": [id]})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, patched) = body(
+        send(
+            reqwest::Method::PATCH,
+            &format!("labels/{id}"),
+            Some(json!({"name": "Key clients", "color": {"backgroundColor": "#16a766", "textColor": "#ffffff"}})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["name"], "Key clients");
+    assert_eq!(
+        patched["labelListVisibility"], "labelShowIfUnread",
+        "patch keeps the rest"
+    );
+    let (_, item) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("alice@gmail.test/messages/{mid}"),
+        None,
+    )
+    .await;
+    assert_eq!(item["labelNames"], json!(["Key clients"]));
+    let (status, _) = body(
+        send(
+            reqwest::Method::PUT,
+            &format!("labels/{id}"),
+            Some(json!({"labelListVisibility": "labelShow"})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "update needs the name");
+    let (status, put) = body(
+        send(
+            reqwest::Method::PUT,
+            &format!("labels/{id}"),
+            Some(json!({"id": id, "name": "Key clients", "type": "user"})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert!(put.get("color").is_none(), "update replaced the colour");
+    let (status, _) = body(
+        send(
+            reqwest::Method::PATCH,
+            "labels/INBOX",
+            Some(json!({"name": "Mine"})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "system labels cannot change"
+    );
+
+    // Deleting takes it off the message, and history says so.
+    let (_, profile) = body(send(reqwest::Method::GET, "profile", None).await.unwrap()).await;
+    let before = profile["historyId"].as_str().unwrap().to_string();
+    let res = send(reqwest::Method::DELETE, &format!("labels/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let res = send(reqwest::Method::DELETE, &format!("labels/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (_, item) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("alice@gmail.test/messages/{mid}"),
+        None,
+    )
+    .await;
+    assert_eq!(item["labelNames"], json!([]));
+    let (_, history) = body(
+        send(
+            reqwest::Method::GET,
+            &format!("history?startHistoryId={before}"),
+            None,
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let removed = &history["history"][0]["labelsRemoved"][0];
+    assert_eq!(removed["labelIds"], json!([id]), "{history}");
+    sb.stop().await;
+}
+
+#[tokio::test]
+async fn graph_master_categories_and_flags() {
+    let (sb, c, cfg) = start().await;
+    let graph = sb.graph_api_base();
+    // Mail scopes alone do not reach the mailbox settings.
+    let mail_only = ms_tokens(&sb, &c, &cfg, "carol@contoso.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = c
+        .get(format!("{graph}/me/outlook/masterCategories"))
+        .bearer_auth(&mail_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let token = ms_tokens_with(
+        &sb,
+        &c,
+        &cfg,
+        "carol@contoso.test",
+        "openid offline_access https://graph.microsoft.com/Mail.ReadWrite https://graph.microsoft.com/MailboxSettings.ReadWrite",
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let categories = format!("{graph}/me/outlook/masterCategories");
+    let post = |b: Value| c.post(&categories).bearer_auth(&token).json(&b).send();
+    let (status, made) = body(
+        post(json!({"displayName": "Clients", "color": "preset7"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+    for (b, code) in [
+        (json!({"displayName": "CLIENTS", "color": "preset1"}), 409),
+        (json!({"displayName": "Other", "color": "preset25"}), 400),
+        (json!({"displayName": "", "color": "preset1"}), 400),
+        (json!({"displayName": "Other", "colour": "preset1"}), 400),
+    ] {
+        let res = post(b.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), code, "{b}");
+    }
+    let patch = |b: Value| {
+        c.patch(format!("{categories}/{id}"))
+            .bearer_auth(&token)
+            .json(&b)
+            .send()
+    };
+    assert_eq!(
+        patch(json!({"displayName": "Renamed"}))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    let (status, recoloured) = body(patch(json!({"color": "preset4"})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(recoloured["color"], "preset4");
+
+    // A message with the category and a flag with dates, seen in GET and the control view.
+    let (_, inserted) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "carol@contoso.test/messages",
+        Some(json!({"from": "a@example.test", "to": ["carol@contoso.test"], "subject": "s", "text": "t", "labels": ["Other"]})),
+    )
+    .await;
+    let mid = inserted["id"].as_str().unwrap().to_string();
+    let message = format!("{graph}/me/messages/{mid}");
+    let due = json!({"dateTime": "2030-01-02T08:00:00.0000000", "timeZone": "UTC"});
+    let res = c
+        .patch(&message)
+        .bearer_auth(&token)
+        .json(&json!({"flag": {"flagStatus": "flagged", "dueDateTime": due}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "a due date needs a start date"
+    );
+    let res = c
+        .patch(&message)
+        .bearer_auth(&token)
+        .json(&json!({"categories": ["Other", "Clients"],
+                      "flag": {"flagStatus": "flagged", "startDateTime": due, "dueDateTime": due}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, got) = body(
+        c.get(format!("{message}?$select=flag,categories"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got["categories"], json!(["Other", "Clients"]));
+    assert_eq!(got["flag"]["dueDateTime"], due);
+    let (_, item) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("carol@contoso.test/messages/{mid}"),
+        None,
+    )
+    .await;
+    assert_eq!(item["flag"]["status"], "flagged");
+    assert_eq!(item["flag"]["dueAt"], "2030-01-02T08:00:00.000Z");
+    assert_eq!(item["categories"], json!(["Other", "Clients"]));
+    let res = c
+        .patch(&message)
+        .bearer_auth(&token)
+        .json(&json!({"flag": {"flagStatus": "complete"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (_, item) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("carol@contoso.test/messages/{mid}"),
+        None,
+    )
+    .await;
+    assert_eq!(item["flag"]["status"], "complete");
+    assert!(item["flag"]["completedAt"].is_string());
+    let res = c
+        .patch(&message)
+        .bearer_auth(&token)
+        .json(&json!({"flag": {"flagStatus": "flagged", "reminder": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "unknown flag property"
+    );
+
+    // Deleting the category leaves its name on the message, as Outlook does.
+    let res = c
+        .delete(format!("{categories}/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (_, mailbox) = control(&c, &sb, reqwest::Method::GET, "carol@contoso.test", None).await;
+    assert_eq!(mailbox["categories"], json!([]));
+    let (_, item) = control(
+        &c,
+        &sb,
+        reqwest::Method::GET,
+        &format!("carol@contoso.test/messages/{mid}"),
+        None,
+    )
+    .await;
+    assert_eq!(item["categories"], json!(["Other", "Clients"]));
+
+    // The control PATCH: categories and the flag as another client sets them; not on Gmail.
+    let (status, item) = control(
+        &c,
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("carol@contoso.test/messages/{mid}"),
+        Some(json!({"categories": ["Only"], "flag": {"status": "flagged", "dueAt": "2031-02-03T04:05:06Z"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{item}");
+    assert_eq!(item["labelNames"], json!(["Only"]));
+    assert_eq!(item["flag"]["dueAt"], "2031-02-03T04:05:06.000Z");
+    assert_eq!(item["starred"], true);
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("carol@contoso.test/messages/{mid}"),
+        Some(json!({"flag": {"status": "maybe"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, g) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/messages",
+        Some(json!({"from": "a@example.test", "to": ["alice@gmail.test"], "subject": "s", "text": "t"})),
+    )
+    .await;
+    let (status, _) = control(
+        &c,
+        &sb,
+        reqwest::Method::PATCH,
+        &format!("alice@gmail.test/messages/{}", g["id"].as_str().unwrap()),
+        Some(json!({"categories": ["x"]})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "Gmail has labels, not categories"
+    );
+    sb.stop().await;
+}

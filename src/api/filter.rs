@@ -34,6 +34,11 @@ pub enum Field {
     Draft,
     HasAttachments,
     Size,
+    /// Local labels (`mail_message_labels`), by label id.
+    Labels,
+    /// The same, for one label: `{"labelId": 3}`.
+    LabelId,
+    TodoDueAt,
 }
 
 /// How a field's values compare, which decides the operators it takes.
@@ -53,6 +58,10 @@ pub enum Kind {
     Labels,
     /// Unix milliseconds, written as ISO 8601 in the API.
     Date,
+    /// A date that may be missing (NULL).
+    OptDate,
+    /// The set of local label ids a message carries.
+    LabelSet,
 }
 
 pub const FIELDS: &[(&str, Field)] = &[
@@ -79,6 +88,9 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("draft", Field::Draft),
     ("hasAttachments", Field::HasAttachments),
     ("size", Field::Size),
+    ("labels", Field::Labels),
+    ("labelId", Field::LabelId),
+    ("todoDueAt", Field::TodoDueAt),
 ];
 
 impl Field {
@@ -105,6 +117,8 @@ impl Field {
             To | Cc | Bcc | ReplyTo => Kind::Addresses,
             ProviderLabels => Kind::Labels,
             Date => Kind::Date,
+            TodoDueAt => Kind::OptDate,
+            Labels | LabelId => Kind::LabelSet,
         }
     }
 }
@@ -341,6 +355,11 @@ fn condition(field: Field, op: &str, v: &Value) -> Result<Filter, ApiError> {
                 _ => cond(Pred::Empty { negated }),
             });
         }
+        "$eq" | "$ne" if kind == Kind::OptDate && v.is_null() => {
+            return Ok(cond(Pred::Empty {
+                negated: op == "$ne",
+            }));
+        }
         "$isTruly" | "$isFalsy" => {
             if kind != Kind::Bool {
                 return Err(not_for(field, op));
@@ -376,7 +395,27 @@ fn condition(field: Field, op: &str, v: &Value) -> Result<Filter, ApiError> {
             }
             _ => Err(not_for(field, op)),
         },
-        Kind::Date => date_condition(field, op, v),
+        Kind::Date | Kind::OptDate => date_condition(field, op, v),
+        // Carries any of the labels ($eq, $in) / none of them ($ne, $notIn).
+        Kind::LabelSet => match op {
+            "$eq" | "$ne" | "$in" | "$notIn" => {
+                let one = [v.clone()];
+                let items: &[Value] = match v {
+                    Value::Array(_) => list(v, field, op)?,
+                    _ => &one,
+                };
+                let values = items
+                    .iter()
+                    .map(|x| int_value(x).ok_or_else(|| bad_value(field, op, "label ids")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let negated = op == "$ne" || op == "$notIn";
+                Ok(in_list(field, values.is_empty(), negated, || Pred::IntIn {
+                    values,
+                    negated,
+                }))
+            }
+            _ => Err(not_for(field, op)),
+        },
         Kind::Text | Kind::OptText | Kind::Sender => match op {
             "$eq" | "$ne" if v.is_null() => Ok(match kind {
                 Kind::OptText => cond(Pred::Empty {

@@ -13,6 +13,9 @@ pub mod filter;
 pub mod mail_attachments;
 pub mod mail_messages;
 
+pub mod mail_message_labels;
+pub mod mail_message_notes;
+
 use std::collections::HashMap;
 
 use actix_web::http::Method;
@@ -222,6 +225,16 @@ pub async fn dispatch(
         ("mailMessages", "destroy") => mail_messages::destroy(&state, &ctx).await,
         ("mailAttachments", "get") => mail_attachments::get(&state, &ctx).await,
         ("mailAttachments", "download") => mail_attachments::download(&state, &ctx).await,
+        ("mailMessageLabels", "list") => mail_message_labels::list(&state, &ctx).await,
+        ("mailMessageLabels", "get") => mail_message_labels::get(&state, &ctx).await,
+        ("mailMessageLabels", "create") => mail_message_labels::create(&state, &ctx).await,
+        ("mailMessageLabels", "update") => mail_message_labels::update(&state, &ctx).await,
+        ("mailMessageLabels", "destroy") => mail_message_labels::destroy(&state, &ctx).await,
+        ("mailMessageNotes", "list") => mail_message_notes::list(&state, &ctx).await,
+        ("mailMessageNotes", "get") => mail_message_notes::get(&state, &ctx).await,
+        ("mailMessageNotes", "create") => mail_message_notes::create(&state, &ctx).await,
+        ("mailMessageNotes", "update") => mail_message_notes::update(&state, &ctx).await,
+        ("mailMessageNotes", "destroy") => mail_message_notes::destroy(&state, &ctx).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownAction,
             format!("Unknown action {resource}:{action}"),
@@ -269,6 +282,10 @@ fn is_known(resource: &str, action: &str) -> bool {
             | ("mailUploads", "get" | "destroy")
             | ("mailMessages", "list" | "get" | "update" | "destroy")
             | ("mailAttachments", "get" | "download")
+            | (
+                "mailMessageLabels" | "mailMessageNotes",
+                "list" | "get" | "create" | "update" | "destroy"
+            )
     )
 }
 

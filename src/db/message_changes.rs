@@ -22,14 +22,25 @@ pub struct LocalChange {
     pub unread: Option<bool>,
     pub starred: Option<bool>,
     pub folder: Option<String>,
-    /// Local only (not written to the provider).
+    /// Local only, except in mailboxes whose to-do is the star or flag (`coupled` in [`apply`]).
     pub todo: Option<bool>,
+    /// `Some(None)` removes the due date.
+    pub todo_due_at: Option<Option<i64>>,
 }
 
 impl LocalChange {
     /// Whether the provider has to hear about it.
     pub fn reaches_provider(&self) -> bool {
         self.unread.is_some() || self.starred.is_some() || self.folder.is_some()
+    }
+
+    /// The change in a mailbox whose to-do is the star (or flag): one sets the other.
+    pub fn coupled(&self) -> LocalChange {
+        LocalChange {
+            starred: self.starred.or(self.todo),
+            todo: self.todo.or(self.starred),
+            ..self.clone()
+        }
     }
 }
 
@@ -40,6 +51,7 @@ struct MessageUpdate {
     starred: Option<bool>,
     folder: Option<String>,
     todo: Option<bool>,
+    todo_due_at: Option<Option<i64>>,
     updated_at: i64,
 }
 
@@ -64,6 +76,10 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub todo: Option<bool>,
+    pub todo_due_at: Option<i64>,
+    pub prev_todo: Option<bool>,
+    pub prev_todo_due_at: Option<i64>,
 }
 
 #[derive(Insertable)]
@@ -85,71 +101,119 @@ struct NewOutbox<'a> {
     locked_until: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    todo: Option<bool>,
+    todo_due_at: Option<i64>,
+    prev_todo: Option<bool>,
+    prev_todo_due_at: Option<i64>,
 }
 
 /// Applies `change` to the messages `ids` of `user_id` and records the provider part, locked by
 /// `lock` until `lock_until` (the caller delivers it right away). Answers the outbox rows.
+/// Messages of the accounts in `coupled` mirror their to-do as the star or flag: there the
+/// change sets both ([`LocalChange::coupled`]) and the to-do goes to the provider too.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     conn: &mut DbConnection,
     user_id: i64,
     ids: &[i64],
     change: &LocalChange,
+    coupled: &HashSet<i64>,
     lock: &str,
     lock_until: i64,
     now: i64,
 ) -> Result<Vec<OutboxRow>, DbError> {
     conn.transaction(|conn| {
         #[allow(clippy::type_complexity)]
-        let before: Vec<(i64, i64, String, bool, bool, String)> = mail_messages::table
-            .filter(mail_messages::user_id.eq(user_id))
-            .filter(mail_messages::id.eq_any(ids))
-            .select((
-                mail_messages::id,
-                mail_messages::account_id,
-                mail_messages::provider_message_id,
-                mail_messages::unread,
-                mail_messages::starred,
-                mail_messages::folder,
-            ))
-            .load(conn)?;
+        let before: Vec<(i64, i64, String, bool, bool, String, bool, Option<i64>)> =
+            mail_messages::table
+                .filter(mail_messages::user_id.eq(user_id))
+                .filter(mail_messages::id.eq_any(ids))
+                .select((
+                    mail_messages::id,
+                    mail_messages::account_id,
+                    mail_messages::provider_message_id,
+                    mail_messages::unread,
+                    mail_messages::starred,
+                    mail_messages::folder,
+                    mail_messages::todo,
+                    mail_messages::todo_due_at,
+                ))
+                .load(conn)?;
         if before.len() != ids.len() {
             return Err(DbError::NotFound);
         }
-        diesel::update(
-            mail_messages::table
-                .filter(mail_messages::user_id.eq(user_id))
-                .filter(mail_messages::id.eq_any(ids)),
-        )
-        .set(&MessageUpdate {
-            unread: change.unread,
-            starred: change.starred,
-            folder: change.folder.clone(),
-            todo: change.todo,
-            updated_at: now,
-        })
-        .execute(conn)?;
-        if !change.reaches_provider() {
-            return Ok(Vec::new());
+        let tied: Vec<i64> = before
+            .iter()
+            .filter(|b| coupled.contains(&b.1))
+            .map(|b| b.0)
+            .collect();
+        let plain: Vec<i64> = before
+            .iter()
+            .filter(|b| !coupled.contains(&b.1))
+            .map(|b| b.0)
+            .collect();
+        let tied_change = change.coupled();
+        for (group, c) in [(&plain, change), (&tied, &tied_change)] {
+            if group.is_empty() {
+                continue;
+            }
+            diesel::update(
+                mail_messages::table
+                    .filter(mail_messages::user_id.eq(user_id))
+                    .filter(mail_messages::id.eq_any(group)),
+            )
+            .set(&MessageUpdate {
+                unread: c.unread,
+                starred: c.starred,
+                folder: c.folder.clone(),
+                todo: c.todo,
+                todo_due_at: c.todo_due_at,
+                updated_at: now,
+            })
+            .execute(conn)?;
         }
-        for (id, account_id, provider_id, unread, starred, folder) in &before {
+        for (id, account_id, provider_id, unread, starred, folder, todo, due) in &before {
+            let is_tied = coupled.contains(account_id);
+            let c = if is_tied { &tied_change } else { change };
+            // The to-do reaches the provider in coupled mailboxes when it is opened or closed,
+            // or the due date of an open one moves. A star alone goes as the star (Outlook: a
+            // cleared flag rather than a completed one).
+            let todo_now = c.todo.unwrap_or(*todo);
+            let todo_out = if !is_tied {
+                None
+            } else if change.todo.is_some() {
+                change.todo
+            } else if change.todo_due_at.is_some() && todo_now && change.starred != Some(false) {
+                Some(true)
+            } else {
+                None
+            };
+            if !c.reaches_provider() && todo_out.is_none() {
+                continue;
+            }
+            let due_now = c.todo_due_at.unwrap_or(*due);
             diesel::insert_into(mail_outbox::table)
                 .values(NewOutbox {
                     user_id,
                     account_id: *account_id,
                     message_id: *id,
                     provider_message_id: provider_id,
-                    unread: change.unread,
-                    starred: change.starred,
-                    folder: change.folder.as_deref(),
-                    prev_unread: change.unread.map(|_| *unread),
-                    prev_starred: change.starred.map(|_| *starred),
-                    prev_folder: change.folder.as_ref().map(|_| folder.as_str()),
+                    unread: c.unread,
+                    starred: c.starred,
+                    folder: c.folder.as_deref(),
+                    prev_unread: c.unread.map(|_| *unread),
+                    prev_starred: c.starred.map(|_| *starred),
+                    prev_folder: c.folder.as_ref().map(|_| folder.as_str()),
                     attempts: 0,
                     next_attempt_at: now,
                     locked_by: Some(lock),
                     locked_until: Some(lock_until),
                     created_at: now,
                     updated_at: now,
+                    todo: todo_out,
+                    todo_due_at: todo_out.filter(|t| *t).and(due_now),
+                    prev_todo: todo_out.map(|_| *todo),
+                    prev_todo_due_at: todo_out.and(*due),
                 })
                 .execute(conn)?;
         }
@@ -270,15 +334,18 @@ pub fn postpone(
 pub fn revert(conn: &mut DbConnection, rows: &[OutboxRow], now: i64) -> Result<(), DbError> {
     conn.transaction(|conn| {
         for row in rows {
-            let newer: Vec<(Option<bool>, Option<bool>, Option<String>)> = mail_outbox::table
-                .filter(mail_outbox::message_id.eq(row.message_id))
-                .filter(mail_outbox::id.gt(row.id))
-                .select((
-                    mail_outbox::unread,
-                    mail_outbox::starred,
-                    mail_outbox::folder,
-                ))
-                .load(conn)?;
+            #[allow(clippy::type_complexity)]
+            let newer: Vec<(Option<bool>, Option<bool>, Option<String>, Option<bool>)> =
+                mail_outbox::table
+                    .filter(mail_outbox::message_id.eq(row.message_id))
+                    .filter(mail_outbox::id.gt(row.id))
+                    .select((
+                        mail_outbox::unread,
+                        mail_outbox::starred,
+                        mail_outbox::folder,
+                        mail_outbox::todo,
+                    ))
+                    .load(conn)?;
             let target = mail_messages::table.filter(mail_messages::id.eq(row.message_id));
             if let (Some(want), Some(prev)) = (row.unread, row.prev_unread) {
                 if !newer.iter().any(|n| n.0.is_some()) {
@@ -310,6 +377,17 @@ pub fn revert(conn: &mut DbConnection, rows: &[OutboxRow], now: i64) -> Result<(
                         .execute(conn)?;
                 }
             }
+            if let (Some(want), Some(prev)) = (row.todo, row.prev_todo) {
+                if !newer.iter().any(|n| n.3.is_some()) {
+                    diesel::update(target.filter(mail_messages::todo.eq(want)))
+                        .set((
+                            mail_messages::todo.eq(prev),
+                            mail_messages::todo_due_at.eq(row.prev_todo_due_at),
+                            mail_messages::updated_at.eq(now),
+                        ))
+                        .execute(conn)?;
+                }
+            }
             diesel::delete(mail_outbox::table.find(row.id)).execute(conn)?;
         }
         Ok(())
@@ -322,6 +400,7 @@ pub struct Held {
     unread: HashSet<i64>,
     starred: HashSet<i64>,
     folder: HashSet<i64>,
+    todo: HashSet<i64>,
 }
 
 /// Which fields of `message_ids` sync must leave alone for now.
@@ -329,16 +408,26 @@ pub fn held(conn: &mut DbConnection, message_ids: &[i64]) -> Result<Held, DbErro
     let mut held = Held::default();
     for chunk in message_ids.chunks(500) {
         #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, Option<bool>, Option<bool>, Option<String>)> = mail_outbox::table
+        let rows: Vec<(
+            i64,
+            Option<bool>,
+            Option<bool>,
+            Option<String>,
+            Option<bool>,
+        )> = mail_outbox::table
             .filter(mail_outbox::message_id.eq_any(chunk))
             .select((
                 mail_outbox::message_id,
                 mail_outbox::unread,
                 mail_outbox::starred,
                 mail_outbox::folder,
+                mail_outbox::todo,
             ))
             .load(conn)?;
-        for (id, unread, starred, folder) in rows {
+        for (id, unread, starred, folder, todo) in rows {
+            if todo.is_some() || starred.is_some() {
+                held.todo.insert(id);
+            }
             if unread.is_some() {
                 held.unread.insert(id);
             }
@@ -354,6 +443,11 @@ pub fn held(conn: &mut DbConnection, message_ids: &[i64]) -> Result<Held, DbErro
 }
 
 impl Held {
+    /// Whether the to-do of `id` (with its star or flag) has a change on its way.
+    pub fn holds_todo(&self, id: i64) -> bool {
+        self.todo.contains(&id)
+    }
+
     /// The provider's state with the held fields replaced by the stored ones.
     pub fn keep_local(&self, known: &Known, mut st: MessageState) -> MessageState {
         if self.unread.contains(&known.id) {

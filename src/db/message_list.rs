@@ -90,6 +90,8 @@ pub enum SortKey {
     From,
     Size,
     Id,
+    /// Messages without a due date come last, either way.
+    TodoDueAt,
 }
 
 impl SortKey {
@@ -99,6 +101,7 @@ impl SortKey {
         ("from", SortKey::From),
         ("size", SortKey::Size),
         ("id", SortKey::Id),
+        ("todoDueAt", SortKey::TodoDueAt),
     ];
 
     pub fn parse(name: &str) -> Option<SortKey> {
@@ -117,6 +120,18 @@ impl SortKey {
             ),
             SortKey::Size => format!("{a}.size"),
             SortKey::Id => format!("{a}.id"),
+            SortKey::TodoDueAt => format!("{a}.todo_due_at"),
+        }
+    }
+
+    /// The ORDER BY terms for this key.
+    fn order(self, a: &str, desc: bool) -> String {
+        let dir = if desc { "DESC" } else { "ASC" };
+        match self {
+            SortKey::TodoDueAt => format!(
+                "CASE WHEN {a}.todo_due_at IS NULL THEN 1 ELSE 0 END ASC, {a}.todo_due_at {dir}"
+            ),
+            other => format!("{} {dir}", other.sql(a)),
         }
     }
 }
@@ -163,6 +178,7 @@ pub struct ListRow {
     pub draft: bool,
     pub has_attachments: bool,
     pub size: i64,
+    pub todo_due_at: Option<i64>,
 }
 
 const LIST_COLUMNS: &[&str] = &[
@@ -190,6 +206,7 @@ const LIST_COLUMNS: &[&str] = &[
     "draft",
     "has_attachments",
     "size",
+    "todo_due_at",
 ];
 
 fn list_columns() -> String {
@@ -227,6 +244,7 @@ impl From<MailMessageRow> for ListRow {
             draft: m.draft,
             has_attachments: m.has_attachments,
             size: m.size,
+            todo_due_at: m.todo_due_at,
         }
     }
 }
@@ -392,6 +410,8 @@ fn column(field: Field) -> &'static str {
         Field::Draft => "draft",
         Field::HasAttachments => "has_attachments",
         Field::Size => "size",
+        Field::Labels | Field::LabelId => "id",
+        Field::TodoDueAt => "todo_due_at",
     }
 }
 
@@ -448,6 +468,22 @@ fn render(sql: &mut Sql, f: &Filter, a: &str) {
 fn render_cond(sql: &mut Sql, field: Field, pred: &Pred, a: &str) {
     let col = format!("{a}.{}", column(field));
     let kind = field.kind();
+    if kind == Kind::LabelSet {
+        let (negated, values) = match pred {
+            Pred::IntIn { values, negated } => (*negated, Some(values)),
+            Pred::Empty { negated } => (!*negated, None),
+            _ => (false, None),
+        };
+        sql.push(&format!(
+            "{}EXISTS (SELECT 1 FROM mail_message_labels ml WHERE ml.message_id = {a}.id",
+            if negated { "NOT " } else { "" }
+        ));
+        if let Some(values) = values {
+            sql.push(" AND ml.label_id IN ").ints(values);
+        }
+        sql.push(")");
+        return;
+    }
     match pred {
         Pred::Int(op, v) => {
             let op = match op {
@@ -523,6 +559,7 @@ fn render_cond(sql: &mut Sql, field: Field, pred: &Pred, a: &str) {
                     sql.push(&format!("({a}.from_address = '' AND {a}.from_name = '')"))
                 }
                 Kind::Addresses | Kind::Labels => sql.push(&format!("({col} = '[]')")),
+                Kind::OptDate => sql.push(&format!("({col} IS NULL)")),
                 _ => sql.push(&format!("({col} = '')")),
             };
         }
@@ -841,11 +878,7 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     from_clause(&mut sql, search);
     where_clause(&mut sql, q, search, "m");
     sql.push(" ORDER BY ");
-    let mut order: Vec<String> = q
-        .sort
-        .iter()
-        .map(|(k, desc)| format!("{} {}", k.sql("m"), if *desc { "DESC" } else { "ASC" }))
-        .collect();
+    let mut order: Vec<String> = q.sort.iter().map(|(k, desc)| k.order("m", *desc)).collect();
     if !q.sort.iter().any(|(k, _)| *k == SortKey::Id) {
         let desc = q.sort.first().is_none_or(|(_, d)| *d);
         order.push(format!("m.id {}", if desc { "DESC" } else { "ASC" }));

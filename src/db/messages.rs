@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 
 use super::models::{MailFolderRow, NewMailAttachment, NewMailMessage};
-use super::schema::{mail_accounts, mail_attachments, mail_folders, mail_messages};
+use super::schema::{
+    mail_accounts, mail_attachments, mail_folders, mail_label_outbox, mail_message_labels,
+    mail_message_notes, mail_messages,
+};
 use super::{DbConnection, DbError};
 
 /// What sync needs to know about a stored message to decide between insert, update and nothing.
@@ -21,6 +24,8 @@ pub struct Known {
     pub draft: bool,
     pub thread_id: String,
     pub sync_gen: i64,
+    pub todo: bool,
+    pub todo_due_at: Option<i64>,
 }
 
 pub fn known(
@@ -44,6 +49,8 @@ pub fn known(
                 mail_messages::draft,
                 mail_messages::thread_id,
                 mail_messages::sync_gen,
+                mail_messages::todo,
+                mail_messages::todo_due_at,
             ))
             .load(conn)?;
         out.extend(rows.into_iter().map(|k| (k.provider_message_id.clone(), k)));
@@ -105,7 +112,36 @@ pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), DbError> {
     // every connection sets, but deleting them here keeps it independent of that.
     diesel::delete(mail_attachments::table.filter(mail_attachments::message_id.eq(id)))
         .execute(conn)?;
+    delete_local_state(conn, &[id])?;
     diesel::delete(mail_messages::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// Labels, notes and label work of messages that are gone (the foreign keys cascade too; this
+/// keeps it independent of them, like attachments).
+fn delete_local_state(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
+    diesel::delete(mail_message_labels::table.filter(mail_message_labels::message_id.eq_any(ids)))
+        .execute(conn)?;
+    diesel::delete(mail_message_notes::table.filter(mail_message_notes::message_id.eq_any(ids)))
+        .execute(conn)?;
+    diesel::delete(mail_label_outbox::table.filter(mail_label_outbox::message_id.eq_any(ids)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Sets the to-do state sync reads from the provider's star or flag.
+pub fn set_todo(
+    conn: &mut DbConnection,
+    id: i64,
+    todo: bool,
+    due: Option<i64>,
+) -> Result<(), DbError> {
+    diesel::update(mail_messages::table.find(id))
+        .set((
+            mail_messages::todo.eq(todo),
+            mail_messages::todo_due_at.eq(due),
+        ))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -126,6 +162,7 @@ pub fn sweep(
     for chunk in ids.chunks(500) {
         diesel::delete(mail_attachments::table.filter(mail_attachments::message_id.eq_any(chunk)))
             .execute(conn)?;
+        delete_local_state(conn, chunk)?;
         diesel::delete(mail_messages::table.filter(mail_messages::id.eq_any(chunk)))
             .execute(conn)?;
     }

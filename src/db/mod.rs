@@ -14,6 +14,9 @@ pub mod schema;
 pub mod settings;
 pub mod sync;
 
+pub mod labels;
+pub mod notes;
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;

@@ -126,6 +126,7 @@ pub struct MailMessageRow {
     pub sync_gen: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub todo_due_at: Option<i64>,
 }
 
 /// A message as sync inserts it (content parsed from the provider's MIME).

@@ -93,6 +93,7 @@ diesel::table! {
         sync_gen -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        todo_due_at -> Nullable<BigInt>,
     }
 }
 
@@ -155,6 +156,10 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        todo -> Nullable<Bool>,
+        todo_due_at -> Nullable<BigInt>,
+        prev_todo -> Nullable<Bool>,
+        prev_todo_due_at -> Nullable<BigInt>,
     }
 }
 
@@ -277,3 +282,94 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_drafts,
     mail_aliases
 );
+
+// ---- labels, notes and to-do (issue 5) ----
+
+diesel::table! {
+    mail_labels (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        name_key -> Text,
+        color -> Nullable<Text>,
+        sync_error -> Nullable<Text>,
+        sync_error_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_message_labels (message_id, label_id) {
+        message_id -> BigInt,
+        label_id -> BigInt,
+        user_id -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_label_links (label_id, account_id) {
+        label_id -> BigInt,
+        account_id -> BigInt,
+        provider_label_id -> Text,
+        provider_name -> Text,
+    }
+}
+
+diesel::table! {
+    mail_label_outbox (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        account_id -> BigInt,
+        op -> Text,
+        label_id -> BigInt,
+        message_id -> Nullable<BigInt>,
+        payload -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_message_notes (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        user_id -> BigInt,
+        format -> Text,
+        content -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(mail_message_labels -> mail_labels (label_id));
+diesel::joinable!(mail_message_labels -> mail_messages (message_id));
+diesel::joinable!(mail_label_links -> mail_labels (label_id));
+diesel::joinable!(mail_label_links -> mail_accounts (account_id));
+diesel::joinable!(mail_label_outbox -> mail_accounts (account_id));
+diesel::joinable!(mail_message_notes -> mail_messages (message_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    mail_labels,
+    mail_message_labels,
+    mail_label_links,
+    mail_label_outbox,
+    mail_message_notes
+);
+// Pairs with the tables listed together above (a pair may only be declared once).
+diesel::allow_tables_to_appear_in_same_query!(mail_messages, mail_labels);
+diesel::allow_tables_to_appear_in_same_query!(mail_messages, mail_message_labels);
+diesel::allow_tables_to_appear_in_same_query!(mail_messages, mail_label_links);
+diesel::allow_tables_to_appear_in_same_query!(mail_messages, mail_label_outbox);
+diesel::allow_tables_to_appear_in_same_query!(mail_messages, mail_message_notes);
+diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_labels);
+diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_message_labels);
+diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_label_links);
+diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_label_outbox);
+diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_message_notes);

@@ -11,11 +11,12 @@ use serde_json::json;
 
 use super::http::{classify_status, ProviderHttp};
 use super::oauth::OAuthFlow;
+use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
-use super::{attachments, AttachmentRef, AttachmentStream};
+use super::{LabelColor, ProviderLabel, TodoMirror};
 use crate::config::{join_url, GoogleSettings};
 use crate::crypto::SecretString;
 
@@ -230,6 +231,7 @@ impl MailProvider for Google {
                 ..
             }
         );
+        let history = matches!(&cursor, GmailCursor::History { .. });
         let mut page = match cursor {
             GmailCursor::Listing {
                 start_history_id,
@@ -244,7 +246,14 @@ impl MailProvider for Google {
                 page_token,
             } => self.history_page(token, history_id, page_token).await?,
         };
-        if starting {
+        // A history page naming user labels may name one created since the run started.
+        let names_user_labels = || {
+            page.changes.iter().any(|c| match c {
+                Change::Present { state, .. } => state.labels.iter().any(|l| is_user_label(l)),
+                Change::Removed { .. } => false,
+            })
+        };
+        if starting || (history && names_user_labels()) {
             page.folders = self.user_labels(token).await?;
         }
         Ok(page)
@@ -321,6 +330,161 @@ impl MailProvider for Google {
     /// `messages.batchModify` takes up to 1,000 ids.
     fn modify_batch_size(&self) -> usize {
         1000
+    }
+
+    fn todo_mirror(&self) -> TodoMirror {
+        if self.settings.todo_as_star {
+            TodoMirror::Star
+        } else {
+            TodoMirror::Off
+        }
+    }
+
+    fn labels_are_ids(&self) -> bool {
+        true
+    }
+
+    fn is_user_label(&self, label: &str) -> bool {
+        is_user_label(label)
+    }
+
+    async fn list_labels(&self, token: &SecretString) -> Result<Vec<ProviderLabel>, ProviderError> {
+        Ok(self
+            .user_labels(token)
+            .await?
+            .into_iter()
+            .map(|f| ProviderLabel {
+                id: f.provider_folder_id,
+                name: f.name,
+            })
+            .collect())
+    }
+
+    /// `labels.create`, shown in Gmail's label list and message list like a label made there.
+    async fn create_label(
+        &self,
+        token: &SecretString,
+        name: &str,
+        color: Option<&LabelColor>,
+    ) -> Result<ProviderLabel, ProviderError> {
+        let mut body = json!({
+            "name": name,
+            "labelListVisibility": "labelShow",
+            "messageListVisibility": "show",
+        });
+        if let Some(c) = color {
+            body["color"] = gmail_color(c);
+        }
+        let label: Label = self
+            .http
+            .send_json(
+                Method::POST,
+                &self.gmail("labels"),
+                token,
+                Some(&body),
+                &[],
+                classify,
+            )
+            .await?;
+        Ok(ProviderLabel {
+            id: label.id,
+            name: label.name,
+        })
+    }
+
+    /// `labels.patch`: the name and/or the colour.
+    async fn update_label(
+        &self,
+        token: &SecretString,
+        label: &ProviderLabel,
+        name: Option<&str>,
+        color: Option<Option<&LabelColor>>,
+    ) -> Result<ProviderLabel, ProviderError> {
+        let mut body = serde_json::Map::new();
+        if let Some(n) = name {
+            body.insert("name".into(), json!(n));
+        }
+        match color {
+            Some(Some(c)) => {
+                body.insert("color".into(), gmail_color(c));
+            }
+            // Gmail has no "no colour" value in patch; the label keeps the neutral grey.
+            Some(None) => {
+                body.insert(
+                    "color".into(),
+                    json!({"backgroundColor": "#efefef", "textColor": "#666666"}),
+                );
+            }
+            None => {}
+        }
+        let updated: Label = self
+            .http
+            .send_json(
+                Method::PATCH,
+                &self.gmail(&format!("labels/{}", path_segment(&label.id))),
+                token,
+                Some(&serde_json::Value::Object(body)),
+                &[],
+                classify,
+            )
+            .await?;
+        Ok(ProviderLabel {
+            id: updated.id,
+            name: updated.name,
+        })
+    }
+
+    /// `labels.delete` also takes the label off every message.
+    async fn delete_label(
+        &self,
+        token: &SecretString,
+        label: &ProviderLabel,
+    ) -> Result<(), ProviderError> {
+        match self
+            .http
+            .send(
+                Method::DELETE,
+                &self.gmail(&format!("labels/{}", path_segment(&label.id))),
+                token,
+                None,
+                &[],
+                classify,
+            )
+            .await
+        {
+            Ok(_) | Err(ProviderError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn relabel(
+        &self,
+        token: &SecretString,
+        ids: &[String],
+        add: &[ProviderLabel],
+        remove: &[ProviderLabel],
+    ) -> Result<(), ProviderError> {
+        let add: Vec<&str> = add.iter().map(|l| l.id.as_str()).collect();
+        let remove: Vec<&str> = remove.iter().map(|l| l.id.as_str()).collect();
+        if ids.is_empty() || (add.is_empty() && remove.is_empty()) {
+            return Ok(());
+        }
+        for chunk in ids.chunks(1000) {
+            let (url, body) = match chunk {
+                [one] => (
+                    self.gmail(&format!("messages/{}/modify", path_segment(one))),
+                    json!({"addLabelIds": add, "removeLabelIds": remove}),
+                ),
+                many => (
+                    self.gmail("messages/batchModify"),
+                    json!({"ids": many, "addLabelIds": add, "removeLabelIds": remove}),
+                ),
+            };
+            self.http
+                .send(Method::POST, &url, token, Some(&body), &[], classify)
+                .await?;
+        }
+        Ok(())
     }
 
     /// `messages.get?format=full` names the parts; a part stored apart is fetched with
@@ -610,6 +774,10 @@ impl Google {
     }
 }
 
+fn gmail_color(c: &LabelColor) -> serde_json::Value {
+    json!({"backgroundColor": c.gmail_background, "textColor": c.gmail_text})
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String, ProviderError> {
     serde_json::to_string(value).map_err(|e| ProviderError::Permanent(e.to_string()))
 }
@@ -633,7 +801,7 @@ fn label_delta(change: &MessageChange) -> Result<(Vec<String>, Vec<String>), Pro
     if let Some(unread) = change.unread {
         set(unread, "UNREAD");
     }
-    if let Some(starred) = change.starred {
+    if let Some(starred) = change.starred.or(change.todo) {
         set(starred, "STARRED");
     }
     match change.folder.as_deref() {
@@ -748,6 +916,7 @@ pub fn gmail_state(
         starred: has("STARRED"),
         draft: has("DRAFT"),
         received_at,
+        todo_due_at: None,
     }
 }
 

@@ -8,11 +8,12 @@ use serde_json::{json, Value};
 
 use super::http::ProviderHttp;
 use super::oauth::OAuthFlow;
+use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
-use super::{attachments, AttachmentRef, AttachmentStream};
+use super::{LabelColor, ProviderLabel, TodoMirror};
 use crate::config::{join_url, MicrosoftSettings};
 use crate::crypto::SecretString;
 
@@ -333,7 +334,9 @@ impl MailProvider for Microsoft {
         if let Some(unread) = change.unread {
             patch.insert("isRead".into(), json!(!unread));
         }
-        if let Some(starred) = change.starred {
+        if let Some(todo) = change.todo {
+            patch.insert("flag".into(), todo_flag(todo, change.todo_due_at));
+        } else if let Some(starred) = change.starred {
             let status = if starred { "flagged" } else { "notFlagged" };
             patch.insert("flag".into(), json!({ "flagStatus": status }));
         }
@@ -360,6 +363,150 @@ impl MailProvider for Microsoft {
 
     async fn trash(&self, token: &SecretString, id: &str) -> Result<(), ProviderError> {
         self.move_to(token, id, "deleteditems").await
+    }
+
+    fn todo_mirror(&self) -> TodoMirror {
+        if self.settings.todo_as_flag {
+            TodoMirror::Flag
+        } else {
+            TodoMirror::Off
+        }
+    }
+
+    fn renames_labels(&self) -> bool {
+        false
+    }
+
+    /// `/me/outlook/masterCategories`.
+    async fn list_labels(&self, token: &SecretString) -> Result<Vec<ProviderLabel>, ProviderError> {
+        let list: CategoryList = self
+            .http
+            .get_json(&self.graph("/me/outlook/masterCategories"), token, classify)
+            .await?;
+        Ok(list.value.into_iter().map(Category::label).collect())
+    }
+
+    async fn create_label(
+        &self,
+        token: &SecretString,
+        name: &str,
+        color: Option<&LabelColor>,
+    ) -> Result<ProviderLabel, ProviderError> {
+        let body = json!({
+            "displayName": name,
+            "color": color.map_or("none", |c| c.outlook_preset),
+        });
+        let created: Category = self
+            .http
+            .send_json(
+                Method::POST,
+                &self.graph("/me/outlook/masterCategories"),
+                token,
+                Some(&body),
+                &[],
+                classify,
+            )
+            .await?;
+        Ok(created.label())
+    }
+
+    /// Only the colour: a category's `displayName` cannot change after it is created.
+    async fn update_label(
+        &self,
+        token: &SecretString,
+        label: &ProviderLabel,
+        name: Option<&str>,
+        color: Option<Option<&LabelColor>>,
+    ) -> Result<ProviderLabel, ProviderError> {
+        if name.is_some_and(|n| n != label.name) {
+            return Err(ProviderError::Permanent(
+                "Outlook categories cannot be renamed".into(),
+            ));
+        }
+        let Some(color) = color else {
+            return Ok(label.clone());
+        };
+        let body = json!({ "color": color.map_or("none", |c| c.outlook_preset) });
+        self.http
+            .send(
+                Method::PATCH,
+                &self.graph(&format!(
+                    "/me/outlook/masterCategories/{}",
+                    segment(&label.id)
+                )),
+                token,
+                Some(&body),
+                &[],
+                classify,
+            )
+            .await?;
+        Ok(label.clone())
+    }
+
+    /// Deleting a master category leaves its name on messages: the caller takes it off them.
+    async fn delete_label(
+        &self,
+        token: &SecretString,
+        label: &ProviderLabel,
+    ) -> Result<(), ProviderError> {
+        match self
+            .http
+            .send(
+                Method::DELETE,
+                &self.graph(&format!(
+                    "/me/outlook/masterCategories/{}",
+                    segment(&label.id)
+                )),
+                token,
+                None,
+                &[],
+                classify,
+            )
+            .await
+        {
+            Ok(_) | Err(ProviderError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A message's `categories` is one list: read it, change only the names given, write it
+    /// back whole, so categories set elsewhere stay.
+    async fn relabel(
+        &self,
+        token: &SecretString,
+        ids: &[String],
+        add: &[ProviderLabel],
+        remove: &[ProviderLabel],
+    ) -> Result<(), ProviderError> {
+        for id in ids {
+            let url = self.graph(&format!("/me/messages/{}", segment(id)));
+            let current: MessageCategories = self
+                .http
+                .send_json(
+                    Method::GET,
+                    &format!("{url}?$select=categories"),
+                    token,
+                    None,
+                    &GRAPH_PREFER,
+                    classify,
+                )
+                .await?;
+            let wanted = categories_after(&current.categories, add, remove);
+            if wanted == current.categories {
+                continue;
+            }
+            self.http
+                .send(
+                    Method::PATCH,
+                    &url,
+                    token,
+                    Some(&json!({ "categories": wanted })),
+                    &GRAPH_PREFER,
+                    classify,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// `messages/{id}/attachments` names them; `attachments/{aid}/$value` streams the bytes.
@@ -437,6 +584,34 @@ mod tests {
     }
 
     #[test]
+    fn categories_change_only_by_the_names_given() {
+        let l = |n: &str| ProviderLabel {
+            id: format!("id-{n}"),
+            name: n.into(),
+        };
+        let cur = vec!["Blue category".to_string(), "Old".to_string()];
+        assert_eq!(
+            categories_after(&cur, &[l("New"), l("blue CATEGORY")], &[l("old")]),
+            vec!["Blue category".to_string(), "New".to_string()]
+        );
+    }
+
+    #[test]
+    fn flag_dates_are_utc_both_ways() {
+        let due = chrono::DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z")
+            .expect("date")
+            .timestamp_millis();
+        let flag = todo_flag(true, Some(due));
+        assert_eq!(flag["flagStatus"], "flagged");
+        assert_eq!(flag["dueDateTime"]["timeZone"], "UTC");
+        let back: DateTimeTimeZone =
+            serde_json::from_value(flag["dueDateTime"].clone()).expect("parse");
+        assert_eq!(back.millis(), Some(due));
+        assert!(flag["startDateTime"]["dateTime"].is_string());
+        assert_eq!(todo_flag(false, None)["flagStatus"], "complete");
+    }
+
+    #[test]
     fn expired_delta_cursor_is_recognised() {
         let body = r#"{"error":{"code":"SyncStateNotFound","message":"The sync state generation is not found."}}"#;
         assert!(matches!(
@@ -445,6 +620,54 @@ mod tests {
         ));
         assert!(classify(StatusCode::BAD_REQUEST, "{}").is_none());
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct CategoryList {
+    #[serde(default)]
+    value: Vec<Category>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Category {
+    id: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+impl Category {
+    fn label(self) -> ProviderLabel {
+        ProviderLabel {
+            id: self.id,
+            name: self.display_name,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageCategories {
+    #[serde(default)]
+    categories: Vec<String>,
+}
+
+/// `current` without the names of `remove` (any case), then the names of `add` not there yet.
+fn categories_after(
+    current: &[String],
+    add: &[ProviderLabel],
+    remove: &[ProviderLabel],
+) -> Vec<String> {
+    let mut out: Vec<String> = current
+        .iter()
+        .filter(|c| !remove.iter().any(|r| r.name.eq_ignore_ascii_case(c)))
+        .cloned()
+        .collect();
+    for a in add {
+        if !out.iter().any(|c| c.eq_ignore_ascii_case(&a.name)) {
+            out.push(a.name.clone());
+        }
+    }
+    out
 }
 
 /// Graph serves at most 4 concurrent requests per mailbox (more answer 429).
@@ -550,20 +773,74 @@ struct DeltaMessage {
 #[serde(rename_all = "camelCase")]
 struct Flag {
     flag_status: Option<String>,
+    due_date_time: Option<DateTimeTimeZone>,
+}
+
+/// Graph's `dateTimeTimeZone`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DateTimeTimeZone {
+    date_time: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+impl DateTimeTimeZone {
+    /// Unix ms. The flag dates this adapter writes are in UTC; a date in another zone (set by
+    /// an Outlook client) is read as if it were UTC, which is at most a day off for a due date.
+    fn millis(&self) -> Option<i64> {
+        let _ = &self.time_zone;
+        let text = self.date_time.as_deref()?.trim();
+        let text = text.trim_end_matches('Z');
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|d| d.and_utc().timestamp_millis())
+    }
+}
+
+/// `dateTimeTimeZone` in UTC, as Graph writes it.
+fn graph_date(ms: i64) -> Value {
+    let d = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    json!({ "dateTime": format!("{}.{:07}", d.format("%Y-%m-%dT%H:%M:%S"), d.timestamp_subsec_nanos() / 100), "timeZone": "UTC" })
+}
+
+/// The follow-up flag of an open (with its due date) or completed to-do. Graph wants a start
+/// date with a due date; the start is now, or the due date when that is earlier.
+fn todo_flag(open: bool, due: Option<i64>) -> Value {
+    let now = chrono::Utc::now().timestamp_millis();
+    match (open, due) {
+        (true, Some(due)) => json!({
+            "flagStatus": "flagged",
+            "startDateTime": graph_date(due.min(now)),
+            "dueDateTime": graph_date(due),
+        }),
+        (true, None) => {
+            json!({ "flagStatus": "flagged", "startDateTime": null, "dueDateTime": null })
+        }
+        (false, _) => json!({ "flagStatus": "complete", "completedDateTime": graph_date(now) }),
+    }
 }
 
 impl DeltaMessage {
     fn state(self, folder: String) -> MessageState {
+        let flagged = self
+            .flag
+            .as_ref()
+            .and_then(|f| f.flag_status.as_deref())
+            .is_some_and(|s| s == "flagged");
+        let due = self
+            .flag
+            .as_ref()
+            .and_then(|f| f.due_date_time.as_ref())
+            .and_then(DateTimeTimeZone::millis);
         MessageState {
             provider_message_id: self.id,
             thread_id: self.conversation_id,
             folder,
             labels: self.categories,
             unread: !self.is_read,
-            starred: self
-                .flag
-                .and_then(|f| f.flag_status)
-                .is_some_and(|s| s == "flagged"),
+            starred: flagged,
+            todo_due_at: due.filter(|_| flagged),
             draft: self.is_draft,
             received_at: self
                 .received_date_time

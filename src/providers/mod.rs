@@ -10,6 +10,8 @@ pub mod http;
 pub mod microsoft;
 pub mod oauth;
 
+pub mod labels;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,6 +203,90 @@ pub trait MailProvider: Send + Sync {
             self.display_name()
         )))
     }
+
+    // ---- labels and to-do (issue 5) ----
+
+    /// How this provider mirrors a message's to-do state (configuration decides).
+    fn todo_mirror(&self) -> TodoMirror {
+        TodoMirror::Off
+    }
+
+    /// Whether `MessageState.labels` holds label ids whose names come from
+    /// [`list_labels`](Self::list_labels) and the folders of a sync page (Gmail), rather than
+    /// the names themselves (Outlook categories).
+    fn labels_are_ids(&self) -> bool {
+        false
+    }
+
+    /// Whether a label of `MessageState.labels` is the user's own (not a system label).
+    fn is_user_label(&self, label: &str) -> bool {
+        !label.is_empty()
+    }
+
+    /// Whether [`update_label`](Self::update_label) can rename (Outlook categories cannot be
+    /// renamed: a rename is a new category, the messages moved over, the old one deleted).
+    fn renames_labels(&self) -> bool {
+        true
+    }
+
+    /// The mailbox's user labels (Gmail labels, Outlook master categories).
+    async fn list_labels(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Vec<ProviderLabel>, ProviderError> {
+        let _ = access_token;
+        Err(self.labels_unsupported())
+    }
+
+    async fn create_label(
+        &self,
+        access_token: &SecretString,
+        name: &str,
+        color: Option<&LabelColor>,
+    ) -> Result<ProviderLabel, ProviderError> {
+        let _ = (access_token, name, color);
+        Err(self.labels_unsupported())
+    }
+
+    /// Renames (when `name` is given and [`renames_labels`](Self::renames_labels)) and sets the
+    /// colour (`color`: `Some(None)` removes it).
+    async fn update_label(
+        &self,
+        access_token: &SecretString,
+        label: &ProviderLabel,
+        name: Option<&str>,
+        color: Option<Option<&LabelColor>>,
+    ) -> Result<ProviderLabel, ProviderError> {
+        let _ = (access_token, label, name, color);
+        Err(self.labels_unsupported())
+    }
+
+    /// Deletes a label; one already gone is no error.
+    async fn delete_label(
+        &self,
+        access_token: &SecretString,
+        label: &ProviderLabel,
+    ) -> Result<(), ProviderError> {
+        let _ = (access_token, label);
+        Err(self.labels_unsupported())
+    }
+
+    /// Adds and removes labels on messages of one mailbox (at most
+    /// [`modify_batch_size`](Self::modify_batch_size) at once), leaving their other labels alone.
+    async fn relabel(
+        &self,
+        access_token: &SecretString,
+        provider_message_ids: &[String],
+        add: &[ProviderLabel],
+        remove: &[ProviderLabel],
+    ) -> Result<(), ProviderError> {
+        let _ = (access_token, provider_message_ids, add, remove);
+        Err(self.labels_unsupported())
+    }
+
+    fn labels_unsupported(&self) -> ProviderError {
+        ProviderError::Permanent(format!("{} has no labels here", self.display_name()))
+    }
 }
 
 /// Folder keys shared by both providers; user folders are `user:<provider folder id>`.
@@ -227,6 +313,8 @@ pub struct MessageState {
     pub draft: bool,
     /// Unix milliseconds the provider received it, when known without the content.
     pub received_at: Option<i64>,
+    /// The flag's due date (Outlook), Unix milliseconds.
+    pub todo_due_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +358,10 @@ pub struct MessageChange {
     pub starred: Option<bool>,
     /// A folder key (well-known or `user:<id>`).
     pub folder: Option<String>,
+    /// A to-do mirrored as the star or flag ([`TodoMirror`]): `Some(true)` opens it (Outlook:
+    /// flagged, with `todo_due_at` as the due date), `Some(false)` completes it.
+    pub todo: Option<bool>,
+    pub todo_due_at: Option<i64>,
 }
 
 /// The providers this sidecar serves, in display order.
@@ -320,5 +412,28 @@ impl ProviderRegistry {
                     ),
                 )
             })
+    }
+}
+
+// ---- labels and to-do (issue 5) ----
+
+pub use labels::{LabelColor, ProviderLabel};
+
+/// How a mailbox mirrors to-do state (`providers.google.todo_as_star`,
+/// `providers.microsoft.todo_as_flag`). With `Star` or `Flag` the to-do *is* the star / flag:
+/// setting one sets the other, and what the provider says about the star or flag is the to-do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TodoMirror {
+    /// Local only.
+    Off,
+    /// Gmail's STARRED label (no due date at the provider).
+    Star,
+    /// Outlook's follow-up flag, with its due date.
+    Flag,
+}
+
+impl TodoMirror {
+    pub fn is_on(self) -> bool {
+        self != TodoMirror::Off
     }
 }

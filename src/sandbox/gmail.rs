@@ -35,6 +35,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route(&r("/labels"), web::get().to(list_labels))
         .route(&r("/labels"), web::post().to(create_label))
         .route(&r("/labels/{id}"), web::get().to(get_label))
+        .route(&r("/labels/{id}"), web::patch().to(patch_label))
+        .route(&r("/labels/{id}"), web::put().to(put_label))
+        .route(&r("/labels/{id}"), web::delete().to(delete_label))
         .route(&r("/threads"), web::get().to(list_threads))
         .route(&r("/threads/{id}"), web::get().to(get_thread));
 }
@@ -912,6 +915,9 @@ fn label_json(store: &Store, id: &str, counts: bool) -> Option<Value> {
     let f = store.folder(id)?;
     let mut v =
         json!({ "id": f.id, "name": f.name, "type": if f.system { "system" } else { "user" } });
+    if let Some((background, text)) = &f.props.color {
+        v["color"] = json!({ "backgroundColor": background, "textColor": text });
+    }
     if !f.system
         || [
             "INBOX",
@@ -925,16 +931,23 @@ fn label_json(store: &Store, id: &str, counts: bool) -> Option<Value> {
         ]
         .contains(&f.id.as_str())
     {
-        v["messageListVisibility"] = json!(if f.id == "SPAM" || f.id == "TRASH" {
-            "hide"
-        } else {
-            "show"
-        });
-        v["labelListVisibility"] = json!(if f.id == "UNREAD" {
-            "labelHide"
-        } else {
-            "labelShow"
-        });
+        v["messageListVisibility"] = json!(f.props.message_list_visibility.as_deref().unwrap_or(
+            if f.id == "SPAM" || f.id == "TRASH" {
+                "hide"
+            } else {
+                "show"
+            }
+        ));
+        v["labelListVisibility"] =
+            json!(f
+                .props
+                .label_list_visibility
+                .as_deref()
+                .unwrap_or(if f.id == "UNREAD" {
+                    "labelHide"
+                } else {
+                    "labelShow"
+                }));
     }
     if counts {
         let with: Vec<&Msg> = store
@@ -997,10 +1010,90 @@ async fn get_label(
     }
 }
 
+/// A `Label` resource in a request body (`labels.create`, `patch`, `update`). Output-only
+/// fields are accepted, as Google does, so a client may send back what it read.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NewLabel {
-    name: String,
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LabelBody {
+    name: Option<String>,
+    label_list_visibility: Option<String>,
+    message_list_visibility: Option<String>,
+    color: Option<LabelColorBody>,
+    #[serde(default, rename = "id")]
+    _id: Option<Value>,
+    #[serde(default, rename = "type")]
+    _type: Option<Value>,
+    #[serde(default, rename = "messagesTotal")]
+    _messages_total: Option<Value>,
+    #[serde(default, rename = "messagesUnread")]
+    _messages_unread: Option<Value>,
+    #[serde(default, rename = "threadsTotal")]
+    _threads_total: Option<Value>,
+    #[serde(default, rename = "threadsUnread")]
+    _threads_unread: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LabelColorBody {
+    background_color: Option<String>,
+    text_color: Option<String>,
+}
+
+fn label_conflict() -> HttpResponse {
+    error(
+        409,
+        "Label name exists or conflicts",
+        "alreadyExists",
+        "ALREADY_EXISTS",
+    )
+}
+
+/// Checks a label body as Gmail does: visibility values, colours from the allowed palette.
+fn label_props(body: &LabelBody) -> Result<super::store::LabelProps, HttpResponse> {
+    use crate::providers::labels::GMAIL_COLORS;
+    if let Some(v) = &body.label_list_visibility {
+        if !["labelShow", "labelShowIfUnread", "labelHide"].contains(&v.as_str()) {
+            return Err(invalid(&format!(
+                "Invalid value at 'label.label_list_visibility' (type.googleapis.com/google.apps.gmail.v1.Label.LabelListVisibility), \"{v}\""
+            )));
+        }
+    }
+    if let Some(v) = &body.message_list_visibility {
+        if !["show", "hide"].contains(&v.as_str()) {
+            return Err(invalid(&format!(
+                "Invalid value at 'label.message_list_visibility' (type.googleapis.com/google.apps.gmail.v1.Label.MessageListVisibility), \"{v}\""
+            )));
+        }
+    }
+    let color = match &body.color {
+        None => None,
+        Some(c) => {
+            let (Some(bg), Some(text)) = (&c.background_color, &c.text_color) else {
+                return Err(invalid(
+                    "Label color requires both textColor and backgroundColor",
+                ));
+            };
+            for value in [bg, text] {
+                if !GMAIL_COLORS.contains(&value.to_ascii_lowercase().as_str()) {
+                    return Err(invalid(&format!(
+                        "Label color {value} is not on the allowed color palette"
+                    )));
+                }
+            }
+            Some((bg.to_ascii_lowercase(), text.to_ascii_lowercase()))
+        }
+    };
+    Ok(super::store::LabelProps {
+        color,
+        label_list_visibility: body.label_list_visibility.clone(),
+        message_list_visibility: body.message_list_visibility.clone(),
+    })
+}
+
+fn label_body(body: &[u8]) -> Result<LabelBody, HttpResponse> {
+    serde_json::from_slice(body)
+        .map_err(|e| invalid(&format!("Invalid JSON payload received. {e}")))
 }
 
 async fn create_label(
@@ -1013,33 +1106,117 @@ async fn create_label(
         Ok(m) => m,
         Err(res) => return res,
     };
-    // Visibility and colour fields are accepted and ignored.
-    let request: NewLabel = match serde_json::from_slice(&body) {
+    let request = match label_body(&body) {
         Ok(r) => r,
-        Err(e) => return invalid(&format!("Invalid JSON payload received. {e}")),
+        Err(res) => return res,
     };
-    let name = request.name.trim();
+    let props = match label_props(&request) {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let name = request
+        .name
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     if name.is_empty() {
         return invalid("Invalid label name");
     }
     let mut state = data.state();
     let store = state.store(mailbox);
-    if store
-        .folders
-        .iter()
-        .any(|f| f.name.eq_ignore_ascii_case(name))
-    {
-        return error(
-            409,
-            "Label name exists or conflicts",
-            "alreadyExists",
-            "ALREADY_EXISTS",
-        );
+    if store.label_name_taken(&name, None) {
+        return label_conflict();
     }
-    let id = store.create_folder(name);
+    let id = store.create_folder(&name);
+    if let Err(e) = store.update_label(&id, None, props, true) {
+        return store_error(e);
+    }
     match label_json(store, &id, false) {
         Some(v) => json_response(200, v),
         None => not_found(),
+    }
+}
+
+async fn patch_label(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    change_label(req, path, body, data, false).await
+}
+
+async fn put_label(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    change_label(req, path, body, data, true).await
+}
+
+/// `labels.patch` (only what is sent) and `labels.update` (the whole label; `name` required).
+async fn change_label(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+    replace: bool,
+) -> HttpResponse {
+    let (user, id) = path.into_inner();
+    let mailbox = match owner(&req, &data, &user, Need::Modify) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let request = match label_body(&body) {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    let props = match label_props(&request) {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let name = request.name.as_deref().map(|n| n.trim().to_string());
+    if replace && name.as_deref().is_none_or(str::is_empty) {
+        return invalid("Invalid label name");
+    }
+    if name.as_deref() == Some("") {
+        return invalid("Invalid label name");
+    }
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if store.folder(&id).is_none() {
+        return not_found();
+    }
+    if name
+        .as_deref()
+        .is_some_and(|n| store.label_name_taken(n, Some(&id)))
+    {
+        return label_conflict();
+    }
+    if let Err(e) = store.update_label(&id, name, props, replace) {
+        return store_error(e);
+    }
+    match label_json(store, &id, false) {
+        Some(v) => json_response(200, v),
+        None => not_found(),
+    }
+}
+
+async fn delete_label(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let (user, id) = path.into_inner();
+    let mailbox = match owner(&req, &data, &user, Need::Modify) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    match data.state().store(mailbox).delete_label(&id) {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(e) => store_error(e),
     }
 }
 

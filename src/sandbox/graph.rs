@@ -58,6 +58,26 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             &r("/messages/{id}/attachments/{attachment}/$value"),
             web::get().to(attachment_value),
+        )
+        .route(
+            &r("/outlook/masterCategories"),
+            web::get().to(list_categories),
+        )
+        .route(
+            &r("/outlook/masterCategories"),
+            web::post().to(create_category),
+        )
+        .route(
+            &r("/outlook/masterCategories/{id}"),
+            web::get().to(get_category),
+        )
+        .route(
+            &r("/outlook/masterCategories/{id}"),
+            web::patch().to(patch_category),
+        )
+        .route(
+            &r("/outlook/masterCategories/{id}"),
+            web::delete().to(delete_category),
         );
 }
 
@@ -341,7 +361,7 @@ fn message_json(m: &Msg, select: Option<&[&str]>, immutable: bool) -> Value {
             "ccRecipients" => json!(s.cc.iter().map(recipient).collect::<Vec<_>>()),
             "bccRecipients" => json!(s.bcc.iter().map(recipient).collect::<Vec<_>>()),
             "replyTo" => json!(s.reply_to.iter().map(recipient).collect::<Vec<_>>()),
-            "flag" => json!({ "flagStatus": m.flag }),
+            "flag" => flag_json(m),
             "internetMessageHeaders" => json!(mime::top_headers(&m.raw)
                 .into_iter()
                 .map(|(name, value)| json!({ "name": name, "value": value }))
@@ -895,11 +915,9 @@ async fn patch_message(
     };
     let flag = match fields.get("flag") {
         None => None,
-        Some(f) => match f.get("flagStatus").and_then(Value::as_str) {
-            Some(s @ ("notFlagged" | "flagged" | "complete")) => Some(s.to_string()),
-            _ => {
-                return bad_request("flag.flagStatus must be one of notFlagged, flagged, complete.")
-            }
+        Some(f) => match flag_patch(f) {
+            Ok(p) => Some(p),
+            Err(res) => return res,
         },
     };
     let categories = match fields.get("categories") {
@@ -919,13 +937,343 @@ async fn patch_message(
     let immutable = prefer(&req).immutable;
     let mut state = data.state();
     let store = state.store(mailbox);
-    if let Err(e) = store.graph_update(&id, is_read, flag, categories) {
+    if let (Some(f), Some(m)) = (&flag, store.get(&id)) {
+        // As Graph: a due date needs a start date.
+        let due = f.due.clone().unwrap_or_else(|| m.flag_dates.due.clone());
+        let start = f
+            .start
+            .clone()
+            .unwrap_or_else(|| m.flag_dates.start.clone());
+        let status = f.status.as_deref().unwrap_or(m.flag.as_str());
+        if status != "notFlagged" && due.is_some() && start.is_none() {
+            return error(
+                400,
+                "ErrorInvalidArgument",
+                "The StartDateTime property must be set when the DueDateTime property is set.",
+            );
+        }
+    }
+    if let Err(e) = store.graph_update(&id, is_read, None, categories) {
         return store_error(e);
+    }
+    if let Some(mut f) = flag {
+        if f.status.as_deref() == Some("complete") && f.completed.is_none() {
+            let d = chrono::Utc::now();
+            let now = format!(
+                "{}.{:07}",
+                d.format("%Y-%m-%dT%H:%M:%S"),
+                d.timestamp_subsec_nanos() / 100
+            );
+            f.completed = Some(Some(json!({ "dateTime": now, "timeZone": "UTC" })));
+        }
+        if let Err(e) = store.graph_flag(&id, f) {
+            return store_error(e);
+        }
     }
     match store.get(&id) {
         Some(m) => json_response(200, message_json(m, None, immutable)),
         None => not_found(),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags and master categories (issue 5)
+
+/// Graph's `followupFlag`: the status and the dates that are set.
+fn flag_json(m: &Msg) -> Value {
+    let mut v = json!({ "flagStatus": m.flag });
+    for (key, date) in [
+        ("startDateTime", &m.flag_dates.start),
+        ("dueDateTime", &m.flag_dates.due),
+        ("completedDateTime", &m.flag_dates.completed),
+    ] {
+        if let Some(d) = date {
+            v[key] = d.clone();
+        }
+    }
+    v
+}
+
+/// A `dateTimeTimeZone`: `dateTime` (ISO 8601 without offset) and `timeZone`.
+fn date_time_zone(key: &str, v: &Value) -> Result<Option<Value>, HttpResponse> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let bad = || {
+        bad_request(&format!(
+            "flag.{key} must be a dateTimeTimeZone ({{dateTime, timeZone}})."
+        ))
+    };
+    let obj = v.as_object().ok_or_else(bad)?;
+    if obj.keys().any(|k| k != "dateTime" && k != "timeZone") {
+        return Err(bad());
+    }
+    let text = obj
+        .get("dateTime")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?;
+    let zone = obj.get("timeZone").and_then(Value::as_str).unwrap_or("UTC");
+    chrono::NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+        .map_err(|_| bad())?;
+    Ok(Some(json!({ "dateTime": text, "timeZone": zone })))
+}
+
+fn flag_patch(f: &Value) -> Result<super::store::FlagPatch, HttpResponse> {
+    let Some(obj) = f.as_object() else {
+        return Err(bad_request("flag must be a followupFlag object."));
+    };
+    const KEYS: [&str; 4] = [
+        "flagStatus",
+        "startDateTime",
+        "dueDateTime",
+        "completedDateTime",
+    ];
+    if let Some(k) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(error(
+            400,
+            "RequestBodyRead",
+            &format!("The property '{k}' does not exist on type 'microsoft.graph.followupFlag'."),
+        ));
+    }
+    let status = match obj.get("flagStatus") {
+        None => None,
+        Some(Value::String(s)) if ["notFlagged", "flagged", "complete"].contains(&s.as_str()) => {
+            Some(s.clone())
+        }
+        Some(_) => {
+            return Err(bad_request(
+                "flag.flagStatus must be one of notFlagged, flagged, complete.",
+            ))
+        }
+    };
+    let date = |key: &str| -> Result<Option<Option<Value>>, HttpResponse> {
+        obj.get(key).map(|v| date_time_zone(key, v)).transpose()
+    };
+    Ok(super::store::FlagPatch {
+        status,
+        start: date("startDateTime")?,
+        due: date("dueDateTime")?,
+        completed: date("completedDateTime")?,
+    })
+}
+
+/// Master categories are mailbox settings: reading needs MailboxSettings.Read(Write), changing
+/// MailboxSettings.ReadWrite.
+fn settings_owner(
+    req: &HttpRequest,
+    data: &Shared,
+    write: bool,
+) -> Result<&'static Mailbox, HttpResponse> {
+    let state = data.state();
+    let token = bearer(req);
+    let Some(mailbox) = state.access_owner(Provider::Microsoft, token) else {
+        return Err(unauthenticated(token.is_some()));
+    };
+    let scope = token
+        .and_then(|t| state.find(Provider::Microsoft, Kind::Access, t))
+        .map(|t| t.scope.clone())
+        .unwrap_or_default();
+    let has = |s: &str| {
+        scope.split_whitespace().any(|x| {
+            x.rsplit('/')
+                .next()
+                .is_some_and(|x| x.eq_ignore_ascii_case(s))
+        })
+    };
+    if !(has("MailboxSettings.ReadWrite") || (!write && has("MailboxSettings.Read"))) {
+        return Err(error(
+            403,
+            "ErrorAccessDenied",
+            "Access is denied. Check credentials and try again.",
+        ));
+    }
+    Ok(mailbox)
+}
+
+fn category_json(c: &super::store::Category) -> Value {
+    json!({ "id": c.id, "displayName": c.display_name, "color": c.color })
+}
+
+fn valid_category_color(c: &str) -> bool {
+    crate::providers::labels::is_outlook_preset(c)
+}
+
+async fn list_categories(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
+    let mailbox = match settings_owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    let value: Vec<Value> = store.categories.iter().map(category_json).collect();
+    json_response(
+        200,
+        json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/outlook/masterCategories",
+            "value": value,
+        }),
+    )
+}
+
+async fn get_category(
+    req: HttpRequest,
+    id: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match settings_owner(&req, &data, false) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    match store.category(&id) {
+        Some(c) => json_response(200, category_json(c)),
+        None => not_found(),
+    }
+}
+
+async fn create_category(
+    req: HttpRequest,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match settings_owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            400,
+            "RequestBodyRead",
+            "Cannot read the request body: it is not a JSON object.",
+        );
+    };
+    if let Some(k) = fields.keys().find(|k| *k != "displayName" && *k != "color") {
+        return error(
+            400,
+            "RequestBodyRead",
+            &format!(
+                "The property '{k}' does not exist on type 'microsoft.graph.outlookCategory'."
+            ),
+        );
+    }
+    let name = fields
+        .get("displayName")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    if name.is_empty() {
+        return error(
+            400,
+            "ErrorInvalidArgument",
+            "The displayName property is required.",
+        );
+    }
+    let color = match fields.get("color") {
+        None | Some(Value::Null) => "none".to_string(),
+        Some(Value::String(c)) if valid_category_color(c) => c.clone(),
+        Some(_) => {
+            return error(
+                400,
+                "ErrorInvalidArgument",
+                "color must be none or one of preset0 to preset24.",
+            )
+        }
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if store.category_named(&name).is_some() {
+        return error(
+            409,
+            "ErrorItemAlreadyExists",
+            "A category with the specified name already exists.",
+        );
+    }
+    let c = store.create_category(&name, &color);
+    json_response(201, category_json(&c))
+}
+
+/// Only the colour can change: a category's displayName is fixed once it is created.
+async fn patch_category(
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match settings_owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            400,
+            "RequestBodyRead",
+            "Cannot read the request body: it is not a JSON object.",
+        );
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    let Some(current) = store.category(&id).cloned() else {
+        return not_found();
+    };
+    for (k, v) in &fields {
+        match k.as_str() {
+            "color" => {}
+            "displayName" if v.as_str() == Some(current.display_name.as_str()) => {}
+            "displayName" => {
+                return error(
+                    400,
+                    "ErrorInvalidRequest",
+                    "The displayName of a category cannot be changed.",
+                )
+            }
+            other => {
+                return error(
+                    400,
+                    "RequestBodyRead",
+                    &format!("The property '{other}' does not exist on type 'microsoft.graph.outlookCategory'."),
+                )
+            }
+        }
+    }
+    let color = match fields.get("color") {
+        None => current.color.clone(),
+        Some(Value::String(c)) if valid_category_color(c) => c.clone(),
+        Some(_) => {
+            return error(
+                400,
+                "ErrorInvalidArgument",
+                "color must be none or one of preset0 to preset24.",
+            )
+        }
+    };
+    if let Some(c) = store.categories.iter_mut().find(|c| c.id == *id) {
+        c.color = color;
+    }
+    match store.category(&id) {
+        Some(c) => json_response(200, category_json(c)),
+        None => not_found(),
+    }
+}
+
+/// Like Outlook, deleting a master category leaves its name on the messages that carry it.
+async fn delete_category(
+    req: HttpRequest,
+    id: web::Path<String>,
+    data: web::Data<Shared>,
+) -> HttpResponse {
+    let mailbox = match settings_owner(&req, &data, true) {
+        Ok(m) => m,
+        Err(res) => return res,
+    };
+    let mut state = data.state();
+    let store = state.store(mailbox);
+    if store.category(&id).is_none() {
+        return not_found();
+    }
+    store.categories.retain(|c| c.id != *id);
+    HttpResponse::NoContent().finish()
 }
 
 async fn delete_message(

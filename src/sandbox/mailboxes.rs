@@ -67,7 +67,7 @@ fn iso(ms: i64) -> String {
 }
 
 fn item(store: &Store, m: &Msg) -> Value {
-    json!({
+    let mut v = json!({
         "id": m.id,
         "threadId": m.thread_id,
         "folder": store.control_folder(m),
@@ -77,7 +77,44 @@ fn item(store: &Store, m: &Msg) -> Value {
         "subject": m.summary.subject,
         "messageIdHeader": m.summary.message_id.as_ref().map(|id| format!("<{id}>")),
         "receivedAt": iso(m.received_at),
-    })
+    });
+    label_view(store, m, &mut v);
+    v
+}
+
+/// Labels by name (`labelNames`: Gmail user labels / Outlook categories), Outlook's
+/// `categories` and its follow-up `flag` (dates in UTC).
+fn label_view(store: &Store, m: &Msg, v: &mut Value) {
+    match store.provider {
+        super::Provider::Google => {
+            v["labelNames"] = json!(store.user_label_names(m));
+            v["categories"] = json!([]);
+            v["flag"] = Value::Null;
+        }
+        super::Provider::Microsoft => {
+            v["labelNames"] = json!(m.categories);
+            v["categories"] = json!(m.categories);
+            let date = |d: &Option<Value>| {
+                d.as_ref()
+                    .and_then(|d| d.get("dateTime"))
+                    .and_then(Value::as_str)
+                    .and_then(|t| {
+                        chrono::NaiveDateTime::parse_from_str(
+                            t.trim_end_matches('Z'),
+                            "%Y-%m-%dT%H:%M:%S%.f",
+                        )
+                        .ok()
+                    })
+                    .map(|d| iso(d.and_utc().timestamp_millis()))
+            };
+            v["flag"] = json!({
+                "status": m.flag,
+                "startAt": date(&m.flag_dates.start),
+                "dueAt": date(&m.flag_dates.due),
+                "completedAt": date(&m.flag_dates.completed),
+            });
+        }
+    }
 }
 
 async fn show(email: web::Path<String>, data: web::Data<Shared>) -> HttpResponse {
@@ -97,9 +134,35 @@ async fn show(email: web::Path<String>, data: web::Data<Shared>) -> HttpResponse
         .iter()
         .map(|f| json!({ "id": f.id, "name": f.name }))
         .collect();
+    // Gmail user labels with colour and visibility; Outlook's master categories.
+    let labels: Vec<Value> = store
+        .folders
+        .iter()
+        .filter(|f| !f.system && mailbox.provider == super::Provider::Google)
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "name": f.name,
+                "color": f.props.color.as_ref().map(|(bg, text)| json!({"backgroundColor": bg, "textColor": text})),
+                "labelListVisibility": f.props.label_list_visibility,
+                "messageListVisibility": f.props.message_list_visibility,
+            })
+        })
+        .collect();
+    let categories: Vec<Value> = store
+        .categories
+        .iter()
+        .map(|c| json!({ "id": c.id, "displayName": c.display_name, "color": c.color }))
+        .collect();
     json_response(
         200,
-        json!({ "provider": mailbox.provider, "messages": messages, "folders": folders }),
+        json!({
+            "provider": mailbox.provider,
+            "messages": messages,
+            "folders": folders,
+            "labels": labels,
+            "categories": categories,
+        }),
     )
 }
 
@@ -395,6 +458,45 @@ struct PatchBody {
     starred: Option<bool>,
     folder: Option<String>,
     labels: Option<Vec<String>>,
+    /// Outlook: the message's categories (the same as `labels` there).
+    categories: Option<Vec<String>>,
+    /// Outlook: the follow-up flag.
+    flag: Option<FlagBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FlagBody {
+    /// `notFlagged`, `flagged` or `complete`.
+    status: String,
+    /// ISO 8601; a due date gets the same start date.
+    due_at: Option<String>,
+}
+
+/// Graph's `dateTimeTimeZone` in UTC.
+fn graph_utc(ms: i64) -> Value {
+    let d = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    json!({ "dateTime": format!("{}.{:07}", d.format("%Y-%m-%dT%H:%M:%S"), d.timestamp_subsec_nanos() / 100), "timeZone": "UTC" })
+}
+
+fn flag_change(f: &FlagBody) -> Result<super::store::FlagPatch, HttpResponse> {
+    if !["notFlagged", "flagged", "complete"].contains(&f.status.as_str()) {
+        return Err(bad("flag.status must be notFlagged, flagged or complete"));
+    }
+    let due = match &f.due_at {
+        None => None,
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(d) => Some(graph_utc(d.timestamp_millis())),
+            Err(_) => return Err(bad("flag.dueAt must be an ISO 8601 date-time")),
+        },
+    };
+    let now = graph_utc(chrono::Utc::now().timestamp_millis());
+    Ok(super::store::FlagPatch {
+        status: Some(f.status.clone()),
+        start: Some(due.clone()),
+        due: Some(due),
+        completed: Some((f.status == "complete").then_some(now)),
+    })
 }
 
 async fn patch(
@@ -411,15 +513,28 @@ async fn patch(
         Ok(b) => b,
         Err(res) => return res,
     };
+    if mailbox.provider == super::Provider::Google && (b.categories.is_some() || b.flag.is_some()) {
+        return bad("categories and flag are Outlook's; Gmail has labels and starred");
+    }
+    if b.labels.is_some() && b.categories.is_some() {
+        return bad("give labels or categories, not both");
+    }
+    let flag = match b.flag.as_ref().map(flag_change).transpose() {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
     let mut state = data.state();
     let store = state.store(mailbox);
     let patch = Patch {
         unread: b.unread,
         starred: b.starred,
         folder: b.folder,
-        labels: b.labels,
+        labels: b.labels.or(b.categories),
     };
-    match store.patch(&id, patch) {
+    let result = store
+        .patch(&id, patch)
+        .and_then(|()| flag.map_or(Ok(()), |f| store.graph_flag(&id, f)));
+    match result {
         Ok(()) => match store.get(&id) {
             Some(m) => json_response(200, item(store, m)),
             None => store_error(StoreError::NotFound),

@@ -62,6 +62,8 @@ pub(crate) struct Folder {
     /// Graph well-known name; Gmail system labels have `system` instead.
     pub well_known: Option<&'static str>,
     pub system: bool,
+    /// Gmail user labels: colour and visibility.
+    pub props: LabelProps,
 }
 
 #[derive(Clone, Debug)]
@@ -87,6 +89,8 @@ pub(crate) struct Msg {
     pub is_read: bool,
     /// `notFlagged`, `flagged` or `complete`.
     pub flag: String,
+    /// The flag's dates (Graph `dateTimeTimeZone` objects).
+    pub flag_dates: FlagDates,
     pub categories: Vec<String>,
     pub is_draft: bool,
     /// Graph's regular id, which changes when the message moves (the immutable one does not).
@@ -166,6 +170,8 @@ pub(crate) struct Store {
     pub log_start: u64,
     pub folders: Vec<Folder>,
     next_user_folder: u32,
+    /// Graph's master category list (`/me/outlook/masterCategories`).
+    pub categories: Vec<Category>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -186,6 +192,7 @@ impl Store {
                     name: l.to_string(),
                     well_known: None,
                     system: true,
+                    props: LabelProps::default(),
                 })
                 .collect(),
             Provider::Microsoft => GRAPH_WELL_KNOWN
@@ -196,6 +203,7 @@ impl Store {
                     name: name.to_string(),
                     well_known: Some(*wk),
                     system: true,
+                    props: LabelProps::default(),
                 })
                 .collect(),
         };
@@ -213,6 +221,7 @@ impl Store {
             log_start: INITIAL_CLOCK,
             folders,
             next_user_folder: 1,
+            categories: Vec::new(),
         }
     }
 
@@ -323,6 +332,7 @@ impl Store {
             name: name.to_string(),
             well_known: None,
             system: false,
+            props: LabelProps::default(),
         });
         id
     }
@@ -489,6 +499,7 @@ impl Store {
             folder_id: String::new(),
             is_read: !new.unread,
             flag: if new.starred { "flagged" } else { "notFlagged" }.into(),
+            flag_dates: FlagDates::default(),
             categories: Vec::new(),
             is_draft: false,
             rest_id: String::new(),
@@ -832,6 +843,172 @@ impl Store {
             .filter(|c| c.before.as_deref() == Some(folder) || c.after.as_deref() == Some(folder))
             .map(|c| c.id.clone())
             .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labels, categories and flags (issue 5)
+
+/// A Gmail user label's colour and visibility.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct LabelProps {
+    /// (backgroundColor, textColor)
+    pub color: Option<(String, String)>,
+    pub label_list_visibility: Option<String>,
+    pub message_list_visibility: Option<String>,
+}
+
+/// An Outlook master category.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Category {
+    pub id: String,
+    pub display_name: String,
+    pub color: String,
+}
+
+/// A Graph flag's dates, as `{dateTime, timeZone}` objects.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct FlagDates {
+    pub start: Option<serde_json::Value>,
+    pub due: Option<serde_json::Value>,
+    pub completed: Option<serde_json::Value>,
+}
+
+/// A flag change: the status, and each date (`Some(None)` clears it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FlagPatch {
+    pub status: Option<String>,
+    pub start: Option<Option<serde_json::Value>>,
+    pub due: Option<Option<serde_json::Value>>,
+    pub completed: Option<Option<serde_json::Value>>,
+}
+
+impl Store {
+    /// Gmail: the names of a message's user labels.
+    pub fn user_label_names(&self, m: &Msg) -> Vec<String> {
+        m.labels
+            .iter()
+            .filter_map(|l| self.folder(l).filter(|f| !f.system))
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
+    /// Gmail: another label (system ones included) already has this name.
+    pub fn label_name_taken(&self, name: &str, except: Option<&str>) -> bool {
+        self.folders
+            .iter()
+            .any(|f| Some(f.id.as_str()) != except && f.name.eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Gmail `labels.patch`/`update`: name, colour, visibility of a user label.
+    pub fn update_label(
+        &mut self,
+        id: &str,
+        name: Option<String>,
+        props: LabelProps,
+        replace: bool,
+    ) -> Result<(), StoreError> {
+        let Some(f) = self.folders.iter_mut().find(|f| f.id == id) else {
+            return Err(StoreError::NotFound);
+        };
+        if f.system {
+            return Err(StoreError::Invalid(
+                "Invalid label: system labels cannot be changed".into(),
+            ));
+        }
+        if let Some(n) = name {
+            f.name = n;
+        }
+        if replace {
+            f.props = props;
+        } else {
+            if props.color.is_some() {
+                f.props.color = props.color;
+            }
+            if props.label_list_visibility.is_some() {
+                f.props.label_list_visibility = props.label_list_visibility;
+            }
+            if props.message_list_visibility.is_some() {
+                f.props.message_list_visibility = props.message_list_visibility;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gmail `labels.delete`: the label goes, and off every message (logged for history).
+    pub fn delete_label(&mut self, id: &str) -> Result<(), StoreError> {
+        match self.folder(id) {
+            None => return Err(StoreError::NotFound),
+            Some(f) if f.system => {
+                return Err(StoreError::Invalid(
+                    "Invalid label: system labels cannot be deleted".into(),
+                ))
+            }
+            Some(_) => {}
+        }
+        let carrying: Vec<String> = self
+            .ordered()
+            .into_iter()
+            .filter(|m| m.labels.iter().any(|l| l == id))
+            .map(|m| m.id.clone())
+            .collect();
+        for m in carrying {
+            self.apply_labels(&m, Vec::new(), vec![id.to_string()])?;
+        }
+        self.folders.retain(|f| f.id != id);
+        Ok(())
+    }
+
+    pub fn category(&self, id: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.id == id)
+    }
+
+    pub fn category_named(&self, name: &str) -> Option<&Category> {
+        self.categories
+            .iter()
+            .find(|c| c.display_name.eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Graph: a new master category (the caller checked the name is free).
+    pub fn create_category(&mut self, display_name: &str, color: &str) -> Category {
+        let c = Category {
+            id: super::guid(),
+            display_name: display_name.to_string(),
+            color: color.to_string(),
+        };
+        self.categories.push(c.clone());
+        c
+    }
+
+    /// Graph: sets the flag (status and dates); logged when something changed.
+    pub fn graph_flag(&mut self, id: &str, patch: FlagPatch) -> Result<(), StoreError> {
+        let id = self.resolve_id(id).ok_or(StoreError::NotFound)?;
+        let Some(msg) = self.messages.get_mut(&id) else {
+            return Err(StoreError::NotFound);
+        };
+        let before = (msg.flag.clone(), msg.flag_dates.clone());
+        if let Some(s) = patch.status {
+            msg.flag = s;
+        }
+        if let Some(v) = patch.start {
+            msg.flag_dates.start = v;
+        }
+        if let Some(v) = patch.due {
+            msg.flag_dates.due = v;
+        }
+        if let Some(v) = patch.completed {
+            msg.flag_dates.completed = v;
+        }
+        match msg.flag.as_str() {
+            // Not flagged: no dates at all.
+            "notFlagged" => msg.flag_dates = FlagDates::default(),
+            "flagged" => msg.flag_dates.completed = None,
+            _ => {}
+        }
+        if (msg.flag.clone(), msg.flag_dates.clone()) != before {
+            self.changed(&id, What::Updated, None);
+        }
+        Ok(())
     }
 }
 

@@ -513,6 +513,7 @@ mod tests {
             sync_gen: 0,
             created_at: 0,
             updated_at: 0,
+            todo_due_at: None,
         }
     }
 

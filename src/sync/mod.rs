@@ -10,6 +10,8 @@ pub mod parse;
 pub mod scheduler;
 pub mod tokens;
 
+pub mod labels;
+
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -22,7 +24,7 @@ use crate::db::messages::{self as store, Known, StateUpdate};
 use crate::db::models::{MailFolderRow, NewMailAttachment, NewMailMessage};
 use crate::db::sync::{self as book, Counts};
 use crate::db::{self, now_millis, DbConnection, DbError};
-use crate::providers::{Change, MailProvider, MessageState, ProviderError, SyncPage};
+use crate::providers::{Change, MailProvider, MessageState, ProviderError, SyncPage, TodoMirror};
 use crate::state::AppState;
 use tokens::TokenError;
 
@@ -376,18 +378,37 @@ async fn apply_page(
         }
     }
     let now = now_millis();
+    let user_labels = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .filter(|l| provider.is_user_label(l))
+            .cloned()
+            .collect()
+    };
     let mut writes = Vec::with_capacity(page.changes.len());
     for (i, change) in page.changes.into_iter().enumerate() {
         match change {
             Change::Present { state: st, raw } => {
                 let raw = raw.or_else(|| raws.remove(&i));
                 match known.get(&st.provider_message_id) {
-                    Some(k) => writes.push(Write::Update(Box::new((k.clone(), st)))),
+                    Some(k) => {
+                        let before: Vec<String> =
+                            serde_json::from_str(&k.provider_labels).unwrap_or_default();
+                        let extra = Extra {
+                            before: user_labels(&before),
+                            after: user_labels(&st.labels),
+                            todo_due_at: st.todo_due_at,
+                        };
+                        writes.push(Write::Update(Box::new((k.clone(), st, extra))))
+                    }
                     None => {
                         if let Some(raw) = raw {
-                            writes.push(Write::Insert(Box::new(new_message(
-                                account_id, user_id, gen, now, &st, &raw,
-                            ))));
+                            let extra = Extra {
+                                before: Vec::new(),
+                                after: user_labels(&st.labels),
+                                todo_due_at: st.todo_due_at,
+                            };
+                            let (m, a) = new_message(account_id, user_id, gen, now, &st, &raw);
+                            writes.push(Write::Insert(Box::new((m, a, extra))));
                         }
                     }
                 }
@@ -417,15 +438,23 @@ async fn apply_page(
         .collect();
     let cursor = page.cursor;
     let done = page.full_listing_done;
+    let page_labels = labels::PageLabels {
+        account_id,
+        user_id,
+        enabled: state.settings.mail.mirror_labels,
+        ids: provider.labels_are_ids(),
+        todo: provider.todo_mirror(),
+    };
     let counts = state
         .db
         .run(move |c| {
             c.transaction(|c| {
-                let mut counts = commit(c, writes, gen, now)?;
+                // Folders first: Gmail's user labels are named there for the labels below.
+                store::upsert_folders(c, &folders)?;
+                let mut counts = commit(c, writes, gen, now, &page_labels)?;
                 if done {
                     counts.removed += store::sweep(c, account_id, gen, since)? as i64;
                 }
-                store::upsert_folders(c, &folders)?;
                 store::save_cursor(c, account_id, &cursor, gen)?;
                 book::add_counts(c, run_id, counts)?;
                 Ok::<_, DbError>(counts)
@@ -473,12 +502,25 @@ fn last_change_per_message(changes: Vec<Change>) -> Vec<Change> {
 }
 
 enum Write {
-    Insert(Box<(NewMailMessage, Vec<NewMailAttachment>)>),
-    Update(Box<(Known, MessageState)>),
+    Insert(Box<(NewMailMessage, Vec<NewMailAttachment>, Extra)>),
+    Update(Box<(Known, MessageState, Extra)>),
     Delete(i64),
 }
 
-fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Result<Counts, DbError> {
+/// What a write carries for labels and to-do: the message's user labels before and after.
+struct Extra {
+    before: Vec<String>,
+    after: Vec<String>,
+    todo_due_at: Option<i64>,
+}
+
+fn commit(
+    c: &mut DbConnection,
+    writes: Vec<Write>,
+    gen: i64,
+    now: i64,
+    page: &labels::PageLabels,
+) -> Result<Counts, DbError> {
     let mut counts = Counts::default();
     // Fields with a change made here still on its way to the provider keep their local value.
     let updates: Vec<i64> = writes
@@ -489,15 +531,45 @@ fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Resul
         })
         .collect();
     let held = crate::db::message_changes::held(c, &updates)?;
+    let mut diffs: Vec<labels::LabelDiff> = Vec::new();
     for w in writes {
         match w {
             Write::Insert(m) => {
-                store::insert(c, &m.0, &m.1)?;
+                let (message, attachments, extra) = *m;
+                let id = store::insert(c, &message, &attachments)?;
                 counts.added += 1;
+                // In a mailbox whose to-do is the star or flag, a starred message is a to-do.
+                if page.todo.is_on() && message.starred {
+                    let due = (page.todo == TodoMirror::Flag)
+                        .then_some(extra.todo_due_at)
+                        .flatten();
+                    store::set_todo(c, id, true, due)?;
+                }
+                diffs.push(labels::LabelDiff {
+                    message_id: id,
+                    before: extra.before,
+                    after: extra.after,
+                });
             }
             Write::Update(update) => {
-                let (k, st) = *update;
+                let (k, st, extra) = *update;
                 let st = held.keep_local(&k, st);
+                let mut todo_changed = false;
+                if page.todo.is_on() && !held.holds_todo(k.id) {
+                    let due = match page.todo {
+                        TodoMirror::Flag => extra.todo_due_at.filter(|_| st.starred),
+                        _ => k.todo_due_at,
+                    };
+                    if k.todo != st.starred || k.todo_due_at != due {
+                        store::set_todo(c, k.id, st.starred, due)?;
+                        todo_changed = true;
+                    }
+                }
+                diffs.push(labels::LabelDiff {
+                    message_id: k.id,
+                    before: extra.before,
+                    after: extra.after,
+                });
                 let labels = json!(st.labels).to_string();
                 let thread = st.thread_id.clone().unwrap_or_else(|| k.thread_id.clone());
                 let changed = k.folder != st.folder
@@ -522,7 +594,7 @@ fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Resul
                         },
                     )?;
                 }
-                if changed {
+                if changed || todo_changed {
                     counts.updated += 1;
                 }
             }
@@ -532,6 +604,7 @@ fn commit(c: &mut DbConnection, writes: Vec<Write>, gen: i64, now: i64) -> Resul
             }
         }
     }
+    labels::reconcile(c, page, &diffs, now)?;
     Ok(counts)
 }
 

@@ -44,6 +44,7 @@ async fn a_user_links_google_and_microsoft_mailboxes_end_to_end() {
         "Mail.ReadWrite",
         "Mail.Send",
         "MailboxSettings.Read",
+        "MailboxSettings.ReadWrite",
         "User.Read",
     ] {
         assert!(scope.contains(s), "{scope}");

@@ -12,3 +12,6 @@ mod schema;
 mod settings;
 mod sync;
 mod webdriver;
+
+mod labels;
+mod notes;

@@ -156,6 +156,7 @@ async fn seed(app: &TestApp, account_id: i64, user_id: i64, s: &Seed<'_>) -> i64
                 .expect("date")
                 .timestamp_millis(),
         ),
+        todo_due_at: None,
     };
     let (message, attachments) = email_manager::sync::new_message(
         account_id,
@@ -543,7 +544,7 @@ async fn lists_filter_sort_page_and_count() {
         ),
         (vec![("filter", "{not json".to_string())], "JSON"),
         (vec![("sort", "-nope".to_string())], "\"nope\""),
-        (vec![("appends", "labels".to_string())], "\"labels\""),
+        (vec![("appends", "folders".to_string())], "\"folders\""),
         (vec![("fields", "id,body".to_string())], "\"body\""),
         (vec![("groupBy", "sender".to_string())], "groupBy"),
         (vec![("pageSize", "0".to_string())], "pageSize"),

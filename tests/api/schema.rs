@@ -12,6 +12,9 @@ use email_manager::db::schema::{
 use email_manager::db::schema::{
     mail_aliases, mail_drafts, mail_outgoing, mail_signatures, mail_templates, mail_uploads,
 };
+use email_manager::db::schema::{
+    mail_label_links, mail_label_outbox, mail_labels, mail_message_labels, mail_message_notes,
+};
 use email_manager::db::schema::{mail_message_counts, mail_outbox};
 use email_manager::db::{Db, DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
@@ -96,7 +99,12 @@ async fn schema_matches_the_migrations_and_they_revert() {
             mail_drafts,
             mail_aliases,
             mail_message_counts,
-            mail_outbox
+            mail_outbox,
+            mail_labels,
+            mail_message_labels,
+            mail_label_links,
+            mail_label_outbox,
+            mail_message_notes
         );
         for (table, cols) in expected {
             assert!(cols.len() >= 4, "{table}: {cols:?}");

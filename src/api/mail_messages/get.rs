@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use actix_web::HttpResponse;
 use serde_json::Value;
 
-use super::{attachment_json, bool_param, download_url, message_json, not_found};
+use super::list::parse_appends;
+use super::{
+    append_local, attachment_json, bool_param, download_url, list_param, message_json, not_found,
+};
 use crate::api::{data, ActionCtx};
 use crate::db::message_list::{self, ListRow};
 use crate::error::{ApiError, ApiResult};
@@ -16,13 +19,28 @@ use crate::web::sanitize::{self, Options};
 pub async fn get(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     let id = ctx.filter_by_tk()?;
     let allow_remote_images = bool_param(ctx, "allowRemoteImages")?;
+    // The attachments always come with `get`; labels and notes when appended.
+    let appends = parse_appends(&list_param(ctx, "appends"))?;
+    let with_labels = appends.iter().any(|a| a == "labels");
+    let with_notes = appends.iter().any(|a| a == "notes");
     let user_id = ctx.identity.user_id;
-    let (row, attachments) = state
+    let (row, attachments, labels, notes) = state
         .db
         .run(move |c| {
             let row = message_list::get_for_user(c, user_id, id)?;
             let mut attachments = message_list::attachments_for(c, user_id, &[id])?;
-            Ok((row, attachments.remove(&id).unwrap_or_default()))
+            let labels = with_labels
+                .then(|| crate::db::labels::for_messages(c, user_id, &[id]))
+                .transpose()?;
+            let notes = with_notes
+                .then(|| crate::db::notes::for_messages(c, user_id, &[id]))
+                .transpose()?;
+            Ok((
+                row,
+                attachments.remove(&id).unwrap_or_default(),
+                labels,
+                notes,
+            ))
         })
         .await
         .map_err(not_found)?;
@@ -72,5 +90,8 @@ pub async fn get(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
         "attachments".into(),
         Value::Array(attachments.iter().map(attachment_json).collect()),
     );
+    let mut one = [m];
+    append_local(&mut one, labels.as_ref(), notes.as_ref());
+    let [m] = one;
     Ok(data(Value::Object(m)))
 }

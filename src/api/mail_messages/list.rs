@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
-use super::{attachment_json, list_param, message_json, text_param, LIST_FIELDS};
+use super::{append_local, attachment_json, list_param, message_json, text_param, LIST_FIELDS};
 use crate::api::filter::{self, Filter};
 use crate::api::{list as list_response, ActionCtx};
 use crate::db::message_list::{self, ListQuery, SortKey, MAX_SEARCH_WORDS};
@@ -16,7 +16,7 @@ use crate::state::AppState;
 
 const MAX_SEARCH_CHARS: usize = 500;
 const MAX_SORT_KEYS: usize = 4;
-pub const APPENDS: &[&str] = &["attachments"];
+pub const APPENDS: &[&str] = &["attachments", "labels", "notes"];
 const THREAD_FIELDS: &[&str] = &["threadCount", "threadUnread"];
 
 pub async fn list(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
@@ -46,22 +46,30 @@ pub async fn list(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> 
         offset: (page - 1) * page_size,
     };
     let with_attachments = appends.iter().any(|a| a == "attachments");
+    let with_labels = appends.iter().any(|a| a == "labels");
+    let with_notes = appends.iter().any(|a| a == "notes");
     let user_id = ctx.identity.user_id;
-    let (result, attachments) = state
+    let (result, attachments, labels, notes) = state
         .db
         .run(move |c| {
             let result = message_list::list(c, &query)?;
+            let ids: Vec<i64> = result.rows.iter().map(|r| r.id).collect();
             let attachments = if with_attachments {
-                let ids: Vec<i64> = result.rows.iter().map(|r| r.id).collect();
                 message_list::attachments_for(c, user_id, &ids)?
             } else {
                 HashMap::new()
             };
-            Ok((result, attachments))
+            let labels = with_labels
+                .then(|| crate::db::labels::for_messages(c, user_id, &ids))
+                .transpose()?;
+            let notes = with_notes
+                .then(|| crate::db::notes::for_messages(c, user_id, &ids))
+                .transpose()?;
+            Ok((result, attachments, labels, notes))
         })
         .await?;
 
-    let items: Vec<Value> = result
+    let mut maps: Vec<Map<String, Value>> = result
         .rows
         .iter()
         .map(|r| {
@@ -82,8 +90,13 @@ pub async fn list(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> 
                     .unwrap_or_default();
                 m.insert("attachments".into(), Value::Array(list));
             }
-            Value::Object(only(m, fields.as_deref(), &appends))
+            m
         })
+        .collect();
+    append_local(&mut maps, labels.as_ref(), notes.as_ref());
+    let items: Vec<Value> = maps
+        .into_iter()
+        .map(|m| Value::Object(only(m, fields.as_deref(), &appends)))
         .collect();
     Ok(list_response(items, result.count, page, page_size))
 }
@@ -322,10 +335,11 @@ mod tests {
             parse_appends(&v(&["attachments"])).expect("ok"),
             v(&["attachments"])
         );
-        assert!(parse_appends(&v(&["labels"]))
-            .expect_err("later")
+        assert!(parse_appends(&v(&["labels", "notes"])).is_ok());
+        assert!(parse_appends(&v(&["folders"]))
+            .expect_err("unknown")
             .message
-            .contains("\"labels\""));
+            .contains("\"folders\""));
         let m = json!({"id": 1, "subject": "s", "attachments": []});
         let Value::Object(m) = m else { unreachable!() };
         let kept = only(m, Some(&v(&["id"])), &v(&["attachments"]));

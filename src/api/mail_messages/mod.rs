@@ -11,8 +11,12 @@ pub mod update;
 use serde_json::{json, Map, Value};
 
 use super::{iso, ActionCtx};
+use std::collections::HashMap;
+
+use crate::db::labels::LabelRow;
 use crate::db::message_list::ListRow;
 use crate::db::models::MailAttachmentRow;
+use crate::db::notes::NoteRow;
 use crate::db::DbError;
 use crate::error::{ApiError, ApiResult};
 
@@ -50,6 +54,7 @@ pub const LIST_FIELDS: &[&str] = &[
     "draft",
     "hasAttachments",
     "size",
+    "todoDueAt",
 ];
 
 fn stored_json(text: &str) -> Value {
@@ -83,6 +88,7 @@ pub fn message_json(r: &ListRow) -> Map<String, Value> {
         "draft": r.draft,
         "hasAttachments": r.has_attachments,
         "size": r.size,
+        "todoDueAt": r.todo_due_at.and_then(iso),
     });
     match v {
         Value::Object(m) => m,
@@ -110,6 +116,42 @@ pub fn attachment_json(a: &MailAttachmentRow) -> Value {
         "contentId": a.content_id,
         "url": download_url(a.id, false),
     })
+}
+
+/// A label as messages show it (`appends=labels`).
+pub fn label_ref_json(l: &LabelRow) -> Value {
+    json!({ "id": l.id, "name": l.name, "color": l.color })
+}
+
+/// Adds the appended associations `labels` and `notes` to messages `items` (by id).
+pub(crate) fn append_local(
+    items: &mut [Map<String, Value>],
+    labels: Option<&HashMap<i64, Vec<LabelRow>>>,
+    notes: Option<&HashMap<i64, Vec<NoteRow>>>,
+) {
+    for m in items.iter_mut() {
+        let Some(id) = m.get("id").and_then(Value::as_i64) else {
+            continue;
+        };
+        if let Some(labels) = labels {
+            let list = labels
+                .get(&id)
+                .map(|l| l.iter().map(label_ref_json).collect())
+                .unwrap_or_default();
+            m.insert("labels".into(), Value::Array(list));
+        }
+        if let Some(notes) = notes {
+            let list = notes
+                .get(&id)
+                .map(|n| {
+                    n.iter()
+                        .map(crate::api::mail_message_notes::note_json)
+                        .collect()
+                })
+                .unwrap_or_default();
+            m.insert("notes".into(), Value::Array(list));
+        }
+    }
 }
 
 pub(crate) fn not_found(e: DbError) -> ApiError {

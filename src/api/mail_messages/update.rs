@@ -1,20 +1,26 @@
-//! `mailMessages:update`: read/unread, star, move, to-do for one or many messages. Applied here
-//! first, then written through to the provider (see `writeback`): a provider that fails for a
-//! while leaves the change here and in the outbox, retried later; one that refuses for good gets
-//! the change undone and the answer is 502 `PROVIDER_ERROR` naming what was refused.
+//! `mailMessages:update`: read/unread, star, move, to-do, labels for one or many messages.
+//! Applied here first, then written through to the provider (see `writeback` and
+//! `label_writeback`): a provider that fails for a while leaves the change here and in the
+//! outbox, retried later; one that refuses a read/star/move/to-do change for good gets that
+//! change undone and the answer is 502 `PROVIDER_ERROR` naming what was refused. Labels are
+//! never undone: a refusal is recorded on the label instead.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use actix_web::HttpResponse;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{message_ids, message_json, not_found};
-use crate::api::ActionCtx;
+use diesel::Connection;
+
+use super::{append_local, message_ids, message_json, not_found};
+use crate::api::{parse_instant, ActionCtx};
+use crate::db::labels::{self, LabelEdit};
 use crate::db::message_changes::{self as changes, LocalChange};
 use crate::db::message_list;
-use crate::db::now_millis;
+use crate::db::{now_millis, DbError};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::label_writeback::{self, LabelDelivery};
 use crate::providers::folder;
 use crate::state::AppState;
 use crate::writeback::{self, Delivery};
@@ -23,6 +29,9 @@ use crate::writeback::{self, Delivery};
 pub const MOVE_TARGETS: &[&str] = &[folder::INBOX, folder::ARCHIVE, folder::SPAM, folder::TRASH];
 /// How long the request holds its outbox rows while it talks to the provider.
 const INLINE_LOCK_MS: i64 = 120_000;
+
+/// Most label ids one update names.
+pub const MAX_LABEL_IDS: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -35,26 +44,109 @@ struct UpdateValues {
     folder: Option<String>,
     #[serde(default)]
     todo: Option<bool>,
+    /// Absent: unchanged; `null`: removed.
+    #[serde(default, deserialize_with = "present")]
+    todo_due_at: Option<Value>,
+    #[serde(default)]
+    labels: Option<Vec<Value>>,
+    #[serde(default)]
+    add_labels: Option<Vec<Value>>,
+    #[serde(default)]
+    remove_labels: Option<Vec<Value>>,
     /// The ids may come in the body too (read by `message_ids`).
     #[serde(default, rename = "filterByTk")]
     _filter_by_tk: Option<Value>,
 }
 
+/// Tells a field sent as `null` from one not sent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn label_ids(field: &str, items: &[Value]) -> ApiResult<Vec<i64>> {
+    if items.len() > MAX_LABEL_IDS {
+        return Err(ApiError::invalid(format!(
+            "{field} takes at most {MAX_LABEL_IDS} label ids"
+        )));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for v in items {
+        let id = match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::invalid(format!("{field} must be label ids, got {v}")))?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     let (ids, many) = message_ids(ctx)?;
     let v: UpdateValues = ctx.values_as()?;
+    let todo_due_at = match &v.todo_due_at {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Some(None),
+        Some(other) => Some(Some(parse_instant("todoDueAt", other)?)),
+    };
     let change = LocalChange {
         unread: v.unread,
         starred: v.starred,
         folder: v.folder.map(|f| f.trim().to_string()),
         todo: v.todo,
+        todo_due_at,
     };
-    if change == LocalChange::default() {
+    if v.labels.is_some() && (v.add_labels.is_some() || v.remove_labels.is_some()) {
         return Err(ApiError::invalid(
-            "Nothing to update: send one of unread, starred, folder, todo",
+            "Send either labels (the whole set) or addLabels/removeLabels, not both",
         ));
     }
-    apply_change(state, ctx.identity.user_id, ids, many, change).await
+    let edit = LabelEdit {
+        set: v
+            .labels
+            .as_deref()
+            .map(|l| label_ids("labels", l))
+            .transpose()?,
+        add: label_ids("addLabels", v.add_labels.as_deref().unwrap_or_default())?,
+        remove: label_ids(
+            "removeLabels",
+            v.remove_labels.as_deref().unwrap_or_default(),
+        )?,
+    };
+    if edit.add.iter().any(|a| edit.remove.contains(a)) {
+        return Err(ApiError::invalid(
+            "A label cannot be in both addLabels and removeLabels",
+        ));
+    }
+    if change == LocalChange::default() && edit.is_empty() {
+        return Err(ApiError::invalid(
+            "Nothing to update: send one of unread, starred, folder, todo, todoDueAt, labels, addLabels, removeLabels",
+        ));
+    }
+    if change.todo == Some(false) && matches!(change.todo_due_at, Some(Some(_))) {
+        return Err(ApiError::invalid(
+            "todoDueAt needs an open to-do: send it with todo: true, or alone",
+        ));
+    }
+    // Another user's (or no) label: 404, and nothing changes.
+    let wanted: Vec<i64> = edit.ids().into_iter().collect();
+    if !wanted.is_empty() {
+        let user_id = ctx.identity.user_id;
+        let n = wanted.len();
+        let found = state
+            .db
+            .run(move |c| labels::get_many(c, user_id, &wanted))
+            .await?;
+        if found.len() != n {
+            return Err(ApiError::not_found("Mail message label"));
+        }
+    }
+    apply_change_with_labels(state, ctx.identity.user_id, ids, many, change, edit).await
 }
 
 /// Applies `change` to the user's messages `ids` and delivers it; shared with `destroy`.
@@ -64,6 +156,40 @@ pub(crate) async fn apply_change(
     ids: Vec<i64>,
     many: bool,
     change: LocalChange,
+) -> ApiResult<HttpResponse> {
+    apply_change_with_labels(state, user_id, ids, many, change, LabelEdit::default()).await
+}
+
+/// The mailboxes among `accounts` whose to-do is their star or flag.
+async fn coupled_accounts(state: &AppState, accounts: Vec<i64>) -> ApiResult<HashSet<i64>> {
+    let rows = state
+        .db
+        .run(move |c| {
+            accounts
+                .iter()
+                .map(|a| crate::db::accounts::get(c, *a))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|a| {
+            state
+                .registry
+                .get(&a.provider)
+                .is_ok_and(|p| p.todo_mirror().is_on())
+        })
+        .map(|a| a.id)
+        .collect())
+}
+
+async fn apply_change_with_labels(
+    state: &AppState,
+    user_id: i64,
+    ids: Vec<i64>,
+    many: bool,
+    change: LocalChange,
+    edit: LabelEdit,
 ) -> ApiResult<HttpResponse> {
     let rows = {
         let ids = ids.clone();
@@ -75,26 +201,67 @@ pub(crate) async fn apply_change(
     if rows.len() != ids.len() {
         return Err(ApiError::not_found("Mail message"));
     }
+    let accounts: Vec<i64> = rows
+        .iter()
+        .map(|r| r.account_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if let Some(target) = &change.folder {
-        let accounts: Vec<i64> = rows
-            .iter()
-            .map(|r| r.account_id)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        check_folder(state, target, accounts).await?;
+        check_folder(state, target, accounts.clone()).await?;
+    }
+    let coupled =
+        if change.todo.is_some() || change.starred.is_some() || change.todo_due_at.is_some() {
+            coupled_accounts(state, accounts).await?
+        } else {
+            HashSet::new()
+        };
+    if let (Some(s), Some(t)) = (change.starred, change.todo) {
+        if s != t && rows.iter().any(|r| coupled.contains(&r.account_id)) {
+            return Err(ApiError::invalid(
+                "In this mailbox the to-do is the star (or flag): starred and todo must agree",
+            ));
+        }
     }
 
     let lock = writeback::lock_name(state);
     let now = now_millis();
-    let outbox = {
+    let mirror = state.settings.mail.mirror_labels;
+    let messages: Vec<(i64, i64)> = rows.iter().map(|r| (r.id, r.account_id)).collect();
+    let (outbox, label_rows) = {
         let ids = ids.clone();
         let change = change.clone();
         let lock = lock.clone();
         state
             .db
             .run(move |c| {
-                changes::apply(c, user_id, &ids, &change, &lock, now + INLINE_LOCK_MS, now)
+                c.transaction(|c| {
+                    let outbox = if change == LocalChange::default() {
+                        Vec::new()
+                    } else {
+                        changes::apply(
+                            c,
+                            user_id,
+                            &ids,
+                            &change,
+                            &coupled,
+                            &lock,
+                            now + INLINE_LOCK_MS,
+                            now,
+                        )?
+                    };
+                    let label_rows = labels::edit_messages(
+                        c,
+                        user_id,
+                        &messages,
+                        &edit,
+                        mirror,
+                        &lock,
+                        now + INLINE_LOCK_MS,
+                        now,
+                    )?;
+                    Ok::<_, DbError>((outbox, label_rows))
+                })
             })
             .await
             .map_err(not_found)?
@@ -103,6 +270,11 @@ pub(crate) async fn apply_change(
         Delivery::default()
     } else {
         writeback::deliver(state, outbox, &lock).await?
+    };
+    let label_delivery = if label_rows.is_empty() {
+        LabelDelivery::default()
+    } else {
+        label_writeback::deliver(state, label_rows, &lock).await?
     };
     if !delivery.refused.is_empty() {
         let provider = delivery.refused[0].1;
@@ -122,25 +294,37 @@ pub(crate) async fn apply_change(
         ));
     }
 
-    let rows = {
+    let (rows, attached) = {
         let ids = ids.clone();
         state
             .db
-            .run(move |c| message_list::rows_for_user(c, user_id, &ids))
+            .run(move |c| {
+                Ok((
+                    message_list::rows_for_user(c, user_id, &ids)?,
+                    labels::for_messages(c, user_id, &ids)?,
+                ))
+            })
             .await?
     };
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| Value::Object(message_json(r)))
-        .collect();
+    let mut maps: Vec<_> = rows.iter().map(message_json).collect();
+    append_local(&mut maps, Some(&attached), None);
+    let items: Vec<Value> = maps.into_iter().map(Value::Object).collect();
     let data = if many {
         Value::Array(items)
     } else {
         items.into_iter().next().unwrap_or(Value::Null)
     };
+    let mut pending: Vec<i64> = delivery
+        .pending
+        .iter()
+        .chain(&label_delivery.pending)
+        .copied()
+        .collect();
+    pending.sort_unstable();
+    pending.dedup();
     Ok(HttpResponse::Ok().json(json!({
         "data": data,
-        "meta": { "pending": delivery.pending },
+        "meta": { "pending": pending },
     })))
 }
 
@@ -190,6 +374,14 @@ pub fn describe(change: &LocalChange) -> String {
     if let Some(f) = &change.folder {
         parts.push(format!("move to {f}"));
     }
+    match change.todo {
+        Some(true) => parts.push("flag as a to-do".to_string()),
+        Some(false) => parts.push("complete the to-do".to_string()),
+        None if change.todo_due_at.is_some() => {
+            parts.push("change the to-do's due date".to_string())
+        }
+        None => {}
+    }
     if parts.is_empty() {
         parts.push("change".to_string());
     }
@@ -206,7 +398,7 @@ mod tests {
             unread: Some(false),
             starred: Some(true),
             folder: Some("archive".into()),
-            todo: None,
+            ..Default::default()
         };
         assert_eq!(describe(&c), "mark as read and star and move to archive");
         assert_eq!(

@@ -1,0 +1,11 @@
+ALTER TABLE mail_outbox DROP COLUMN prev_todo_due_at;
+ALTER TABLE mail_outbox DROP COLUMN prev_todo;
+ALTER TABLE mail_outbox DROP COLUMN todo_due_at;
+ALTER TABLE mail_outbox DROP COLUMN todo;
+DROP INDEX mail_messages_user_todo_due;
+ALTER TABLE mail_messages DROP COLUMN todo_due_at;
+DROP TABLE mail_message_notes;
+DROP TABLE mail_label_outbox;
+DROP TABLE mail_label_links;
+DROP TABLE mail_message_labels;
+DROP TABLE mail_labels;
