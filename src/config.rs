@@ -60,6 +60,9 @@ pub struct MailSettings {
     pub outbox_retry_secs: u64,
     /// Attempts after which a change the provider keeps failing is given up and undone here.
     pub outbox_max_attempts: u32,
+    /// How long a draft must stay unchanged before its provider copy is updated, so a burst of
+    /// auto-saves makes one provider call.
+    pub draft_mirror_delay_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +142,9 @@ pub struct MicrosoftSettings {
     pub authority: Url,
     pub graph_api_base: Url,
     pub scopes: Vec<String>,
+    /// Origins of the pre-authenticated URLs Graph hands out for attachment upload sessions
+    /// (Outlook's own host, not Graph's); the HTTP client talks to these too.
+    pub upload_origins: Vec<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +186,7 @@ struct RawMail {
     max_attachment_bytes: Option<u64>,
     outbox_retry_secs: Option<u64>,
     outbox_max_attempts: Option<u32>,
+    draft_mirror_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -258,6 +265,7 @@ struct RawMicrosoft {
     authority: Option<String>,
     graph_api_base: Option<String>,
     scopes: Option<StringList>,
+    upload_origins: Option<StringList>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -293,6 +301,10 @@ impl StringList {
 }
 
 pub const DEFAULT_GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/", "openid", "email"];
+/// Where Graph's attachment upload sessions point (`uploadUrl`).
+pub const DEFAULT_MICROSOFT_UPLOAD_ORIGINS: &[&str] =
+    &["https://outlook.office.com", "https://outlook.office365.com"];
+
 pub const DEFAULT_MICROSOFT_SCOPES: &[&str] = &[
     "offline_access",
     "openid",
@@ -523,6 +535,18 @@ impl Settings {
                 m.scopes,
                 DEFAULT_MICROSOFT_SCOPES,
             )?,
+            upload_origins: m
+                .upload_origins
+                .map(StringList::into_vec)
+                .unwrap_or_else(|| {
+                    DEFAULT_MICROSOFT_UPLOAD_ORIGINS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                })
+                .iter()
+                .map(|u| http_url("providers.microsoft.upload_origins", u))
+                .collect::<Result<_, _>>()?,
         };
         let providers = ProviderSettings {
             google,
@@ -571,6 +595,7 @@ impl Settings {
                 "mail.outbox_max_attempts",
                 raw.mail.outbox_max_attempts.unwrap_or(12),
             )?,
+            draft_mirror_delay_ms: raw.mail.draft_mirror_delay_ms.unwrap_or(2000),
         };
 
         Ok(Settings {
