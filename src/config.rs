@@ -302,8 +302,10 @@ impl StringList {
 
 pub const DEFAULT_GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/", "openid", "email"];
 /// Where Graph's attachment upload sessions point (`uploadUrl`).
-pub const DEFAULT_MICROSOFT_UPLOAD_ORIGINS: &[&str] =
-    &["https://outlook.office.com", "https://outlook.office365.com"];
+pub const DEFAULT_MICROSOFT_UPLOAD_ORIGINS: &[&str] = &[
+    "https://outlook.office.com",
+    "https://outlook.office365.com",
+];
 
 pub const DEFAULT_MICROSOFT_SCOPES: &[&str] = &[
     "offline_access",

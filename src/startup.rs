@@ -53,6 +53,7 @@ impl Application {
             metrics: Metrics::default(),
             sync: Default::default(),
             writeback: Default::default(),
+            drafts: Default::default(),
         });
 
         let port = listener
@@ -87,6 +88,8 @@ impl Application {
         }
         // Changes to messages waiting for their provider: always on, they are the user's.
         crate::writeback::spawn(state.clone());
+        // Drafts' provider copies, coalesced; their state is in the database.
+        crate::draft_mirror::spawn(state.clone());
         Ok(Application {
             port,
             server,
@@ -109,7 +112,9 @@ impl Application {
     /// Serves until stopped. SIGTERM/SIGINT stop accepting connections and let requests in
     /// flight finish within `server.shutdown_timeout_secs`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.drafts.stop();
+        result
     }
 }
 

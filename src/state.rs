@@ -19,4 +19,5 @@ pub struct AppState {
     pub metrics: Metrics,
     pub sync: SyncState,
     pub writeback: crate::writeback::Writeback,
+    pub drafts: crate::draft_mirror::DraftMirror,
 }

@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::http::{classify_status, ProviderHttp};
 use super::oauth::OAuthFlow;
+use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
-use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{DraftContent, OutgoingSend, PreparedSend, SendAs, SentMessage};
 use crate::config::{join_url, GoogleSettings};
 

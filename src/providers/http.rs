@@ -208,6 +208,7 @@ impl ProviderHttp {
     /// `token: None` sends no bearer (Graph's pre-authenticated upload URLs refuse one).
     /// `retry: false` makes it exactly once, for calls that must not run twice (a send): the
     /// caller decides what a failure means. Large bodies get more time than an API answer.
+    #[allow(clippy::too_many_arguments)]
     pub async fn request(
         &self,
         method: Method,

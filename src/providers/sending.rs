@@ -117,7 +117,9 @@ mod tests {
     fn related_upload_frames_the_message_unchanged() {
         let raw = b"From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n";
         let (body, ct) = related_upload(&serde_json::json!({"threadId": "t1"}), raw);
-        let boundary = ct.strip_prefix("multipart/related; boundary=").expect("boundary");
+        let boundary = ct
+            .strip_prefix("multipart/related; boundary=")
+            .expect("boundary");
         let text = String::from_utf8(body).expect("utf8");
         assert!(text.starts_with(&format!("--{boundary}\r\nContent-Type: application/json")));
         assert!(text.contains("{\"threadId\":\"t1\"}"));

@@ -134,7 +134,10 @@ fn files(m: &OutgoingMessage) -> Vec<File<'_>> {
 }
 
 fn bare_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').to_string()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(what: &str, body: &[u8]) -> Result<T, ProviderError> {
@@ -427,7 +430,14 @@ impl Microsoft {
             .append_pair("$select", "id,conversationId,internetMessageId");
         let list: GraphList = self
             .http
-            .send_json(Method::GET, url.as_str(), token, None, &GRAPH_PREFER, classify)
+            .send_json(
+                Method::GET,
+                url.as_str(),
+                token,
+                None,
+                &GRAPH_PREFER,
+                classify,
+            )
             .await?;
         Ok(list.value.into_iter().next().map(|m| SentMessage {
             provider_message_id: Some(m.id),
@@ -517,15 +527,15 @@ mod tests {
         m.subject = "Hi".into();
         m.text = Some("plain".into());
         let f = message_fields(&m);
-        assert_eq!(f["body"], json!({"contentType": "text", "content": "plain"}));
+        assert_eq!(
+            f["body"],
+            json!({"contentType": "text", "content": "plain"})
+        );
         assert_eq!(
             f["toRecipients"],
             json!([{"emailAddress": {"address": "z@x.test", "name": "Zoë"}}])
         );
-        assert_eq!(
-            f["bccRecipients"][0]["emailAddress"]["address"],
-            "b@x.test"
-        );
+        assert_eq!(f["bccRecipients"][0]["emailAddress"]["address"], "b@x.test");
         assert_eq!(f["ccRecipients"], json!([]));
         assert_eq!(bare_id("<a@b>"), "a@b");
     }
