@@ -72,7 +72,11 @@ pub fn draft_json(row: &DraftRow) -> Value {
         "updatedAt": iso(row.updated_at),
     });
     for (k, val) in fields {
-        v[k] = val;
+        v[k] = match (k.as_str(), val) {
+            // Stored as a one-item list (what a send takes); shown as the mailbox itself.
+            ("from", Value::Array(mut list)) if list.len() == 1 => list.remove(0),
+            (_, val) => val,
+        };
     }
     v
 }
@@ -111,6 +115,13 @@ fn given(values: &Value, allow_read_only: bool) -> ApiResult<Given> {
                 )
             }
             "filterByTk" => {}
+            "from" => {
+                let v = match v {
+                    Value::Object(_) => Value::Array(vec![v]),
+                    other => other,
+                };
+                g.fields.insert("from".into(), v);
+            }
             k if FIELDS.contains(&k) => {
                 g.fields.insert(k.to_string(), v);
             }
@@ -142,7 +153,7 @@ async fn checked(
         if let Some(from) = &loaded.inputs.from {
             fields.insert(
                 "from".into(),
-                json!({"name": from.name, "address": from.address.as_str()}),
+                json!([{"name": from.name, "address": from.address.as_str()}]),
             );
         }
     }

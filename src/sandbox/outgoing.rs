@@ -373,10 +373,7 @@ fn boundary_of(content_type: &str) -> Option<String> {
 type Part<'a> = (Vec<(String, String)>, &'a [u8]);
 
 /// The parts of a multipart body: each part's headers and content.
-fn split_multipart<'a>(
-    body: &'a [u8],
-    boundary: &str,
-) -> Option<Vec<Part<'a>>> {
+fn split_multipart<'a>(body: &'a [u8], boundary: &str) -> Option<Vec<Part<'a>>> {
     let delim = format!("--{boundary}").into_bytes();
     let next_delim = [b"\r\n".as_slice(), &delim].concat();
     let mut at = find(body, &delim, 0)?;
@@ -1411,7 +1408,10 @@ pub(crate) fn patch_draft(
                 .collect()
         })
     });
-    let flag = fields["flag"]["flagStatus"].as_str().map(str::to_string);
+    let flag = fields
+        .get("flag")
+        .and_then(|f| f["flagStatus"].as_str())
+        .map(str::to_string);
     if !content.is_empty() {
         if let Err(e) = store.replace_raw(&msg_id, model.build(true)) {
             return Some(match e {
