@@ -125,7 +125,7 @@ mod tests {
         assert!(text.contains("{\"threadId\":\"t1\"}"));
         let start = text.find("message/rfc822\r\n\r\n").expect("part") + 18;
         let end = text.rfind(&format!("\r\n--{boundary}--")).expect("end");
-        assert_eq!(text[start..end].as_bytes(), raw);
+        assert_eq!(&text.as_bytes()[start..end], raw);
     }
 
     #[test]
