@@ -27,6 +27,17 @@ pub async fn spawn_app(extra: &[(&str, &str)]) -> (TestApp, tempfile::TempDir) {
     (app, dir)
 }
 
+/// A client that opens a new connection per request: the tests parse megabytes of MIME between
+/// requests, longer than the service keeps an idle connection, and a POST on a connection the
+/// server has just closed fails with a broken pipe.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
 pub fn provider_of(email: &str) -> &'static str {
     if email.ends_with("gmail.test") {
         "google"
@@ -70,8 +81,7 @@ pub async fn send(
     values: Value,
     key: Option<&str>,
 ) -> (StatusCode, Value) {
-    let mut req = app
-        .client
+    let mut req = client()
         .post(format!("{}/api/mailMessages:send", app.address))
         .bearer_auth(app.token(user))
         .json(&values);
@@ -122,8 +132,7 @@ pub async fn send_form(
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let resp = app
-        .client
+    let resp = client()
         .post(format!("{}/api/mailMessages:send", app.address))
         .bearer_auth(app.token(user))
         .header(
@@ -144,8 +153,7 @@ pub async fn send_form(
 
 /// `mailAttachments:upload` of raw bytes; answers the upload id.
 pub async fn upload(app: &TestApp, user: i64, name: &str, content_type: &str, bytes: &[u8]) -> i64 {
-    let resp = app
-        .client
+    let resp = client()
         .post(format!("{}/api/mailAttachments:upload", app.address))
         .query(&[("filename", name), ("contentType", content_type)])
         .bearer_auth(app.token(user))
