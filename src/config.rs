@@ -62,6 +62,9 @@ pub struct MailSettings {
     pub outbox_max_attempts: u32,
     /// Mirror labels to Gmail labels / Outlook categories, and take provider labels in by sync.
     pub mirror_labels: bool,
+    /// How long a draft must stay unchanged before its provider copy is updated, so a burst of
+    /// auto-saves makes one provider call.
+    pub draft_mirror_delay_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +148,9 @@ pub struct MicrosoftSettings {
     pub scopes: Vec<String>,
     /// A to-do is Outlook's follow-up flag (with its due date), and the flag a to-do.
     pub todo_as_flag: bool,
+    /// Origins of the pre-authenticated URLs Graph hands out for attachment upload sessions
+    /// (Outlook's own host, not Graph's); the HTTP client talks to these too.
+    pub upload_origins: Vec<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -187,6 +193,7 @@ struct RawMail {
     outbox_retry_secs: Option<u64>,
     outbox_max_attempts: Option<u32>,
     mirror_labels: Option<bool>,
+    draft_mirror_delay_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -267,6 +274,7 @@ struct RawMicrosoft {
     graph_api_base: Option<String>,
     scopes: Option<StringList>,
     todo_as_flag: Option<bool>,
+    upload_origins: Option<StringList>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -302,6 +310,12 @@ impl StringList {
 }
 
 pub const DEFAULT_GOOGLE_SCOPES: &[&str] = &["https://mail.google.com/", "openid", "email"];
+/// Where Graph's attachment upload sessions point (`uploadUrl`).
+pub const DEFAULT_MICROSOFT_UPLOAD_ORIGINS: &[&str] = &[
+    "https://outlook.office.com",
+    "https://outlook.office365.com",
+];
+
 pub const DEFAULT_MICROSOFT_SCOPES: &[&str] = &[
     "offline_access",
     "openid",
@@ -536,6 +550,18 @@ impl Settings {
                 DEFAULT_MICROSOFT_SCOPES,
             )?,
             todo_as_flag: m.todo_as_flag.unwrap_or(true),
+            upload_origins: m
+                .upload_origins
+                .map(StringList::into_vec)
+                .unwrap_or_else(|| {
+                    DEFAULT_MICROSOFT_UPLOAD_ORIGINS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                })
+                .iter()
+                .map(|u| http_url("providers.microsoft.upload_origins", u))
+                .collect::<Result<_, _>>()?,
         };
         let providers = ProviderSettings {
             google,
@@ -585,6 +611,7 @@ impl Settings {
                 raw.mail.outbox_max_attempts.unwrap_or(12),
             )?,
             mirror_labels: raw.mail.mirror_labels.unwrap_or(true),
+            draft_mirror_delay_ms: raw.mail.draft_mirror_delay_ms.unwrap_or(2000),
         };
 
         Ok(Settings {

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     SyncInProgress,
     /// The provider no longer accepts the mailbox's grant: the user must link it again.
     ReauthRequired,
+    /// A send with this idempotency key is being made right now.
+    SendInProgress,
     Internal,
 }
 
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::ProviderError => "PROVIDER_ERROR",
             ErrorCode::SyncInProgress => "SYNC_IN_PROGRESS",
             ErrorCode::ReauthRequired => "REAUTH_REQUIRED",
+            ErrorCode::SendInProgress => "SEND_IN_PROGRESS",
             ErrorCode::Internal => "INTERNAL_ERROR",
         }
     }
@@ -66,7 +69,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::HostUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ProviderError => StatusCode::BAD_GATEWAY,
-            ErrorCode::SyncInProgress | ErrorCode::ReauthRequired => StatusCode::CONFLICT,
+            ErrorCode::SyncInProgress | ErrorCode::ReauthRequired | ErrorCode::SendInProgress => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod draft_mirror;
 pub mod error;
 pub mod manifest;
 pub mod metrics;

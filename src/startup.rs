@@ -54,6 +54,7 @@ impl Application {
             sync: Default::default(),
             writeback: Default::default(),
             labels: Default::default(),
+            drafts: Default::default(),
         });
 
         let port = listener
@@ -90,6 +91,8 @@ impl Application {
         crate::writeback::spawn(state.clone());
         // Label work waiting for the providers, likewise.
         crate::label_writeback::spawn(state.clone());
+        // Drafts' provider copies, coalesced; their state is in the database.
+        crate::draft_mirror::spawn(state.clone());
         Ok(Application {
             port,
             server,
@@ -112,7 +115,9 @@ impl Application {
     /// Serves until stopped. SIGTERM/SIGINT stop accepting connections and let requests in
     /// flight finish within `server.shutdown_timeout_secs`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.drafts.stop();
+        result
     }
 }
 

@@ -21,4 +21,5 @@ pub struct AppState {
     pub writeback: crate::writeback::Writeback,
     /// Label work waiting for the providers (issue 5).
     pub labels: crate::label_writeback::LabelWriteback,
+    pub drafts: crate::draft_mirror::DraftMirror,
 }

@@ -161,30 +161,11 @@ pub async fn upload(
         .transpose()
         .map_err(|e| ApiError::invalid(format!("contentType: {e}")))?;
 
-    let dir = state.settings.mail.upload_dir.clone();
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| {
-        ApiError::internal(anyhow::anyhow!(
-            "creating the upload folder {}: {e}",
-            dir.display()
-        ))
-    })?;
-    let storage_name = random_token(18);
-    let partial = PartialFile {
-        path: dir.join(format!("{storage_name}.part")),
-        keep: false,
-    };
-    let file = tokio::fs::File::create(&partial.path)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("creating an upload file: {e}")))?;
-    let mut sink = Sink {
-        file,
-        hasher: sha2::Sha256::new(),
-        size: 0,
-        limit,
-    };
+    let mut new = NewFile::begin(state).await?;
+    let sink = &mut new.sink;
 
     let (part_name, part_type) = if multipart {
-        read_multipart(req, payload, &mut sink).await?
+        read_multipart(req, payload, sink).await?
     } else {
         let mut payload = payload;
         while let Some(chunk) = payload.next().await {
@@ -210,47 +191,129 @@ pub async fn upload(
     let content_type = query_type
         .or(part_type)
         .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
-
-    sink.file
-        .sync_all()
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("flushing an upload: {e}")))?;
-    drop(sink.file);
-    let final_path = upload_path(&dir, &storage_name);
-    tokio::fs::rename(&partial.path, &final_path)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("storing an upload: {e}")))?;
-    // From here the stored file goes again unless its row is written.
-    let mut stored = PartialFile {
-        path: final_path,
-        keep: false,
-    };
-    drop(partial);
-
-    let now = now_millis();
-    let ttl_ms = (state.settings.mail.upload_ttl_secs as i64).saturating_mul(1000);
-    let new = NewUpload {
-        user_id: identity.user_id,
-        filename,
-        content_type,
-        size: sink.size as i64,
-        sha256: sink
-            .hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        storage_name,
-        created_at: now,
-        expires_at: now.saturating_add(ttl_ms),
-    };
-    let row = state
-        .db
-        .run(move |conn| store::insert_upload(conn, &new))
+    let row = new
+        .finish(state, identity.user_id, filename, content_type)
         .await?;
-    stored.keep = true;
     purge_expired(state).await;
     Ok(data(upload_json(&row)))
+}
+
+/// An upload being written: a `.part` file under `mail.upload_dir`, removed unless finished.
+struct NewFile {
+    dir: PathBuf,
+    storage_name: String,
+    partial: PartialFile,
+    sink: Sink,
+}
+
+impl NewFile {
+    async fn begin(state: &AppState) -> ApiResult<NewFile> {
+        let dir = state.settings.mail.upload_dir.clone();
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| {
+            ApiError::internal(anyhow::anyhow!(
+                "creating the upload folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let storage_name = random_token(18);
+        let partial = PartialFile {
+            path: dir.join(format!("{storage_name}.part")),
+            keep: false,
+        };
+        let file = tokio::fs::File::create(&partial.path)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("creating an upload file: {e}")))?;
+        Ok(NewFile {
+            dir,
+            storage_name,
+            partial,
+            sink: Sink {
+                file,
+                hasher: sha2::Sha256::new(),
+                size: 0,
+                limit: state.settings.mail.upload_max_bytes,
+            },
+        })
+    }
+
+    /// Flushes and renames the file, then writes its row (the file goes again if that fails).
+    async fn finish(
+        self,
+        state: &AppState,
+        user_id: i64,
+        filename: String,
+        content_type: String,
+    ) -> ApiResult<UploadRow> {
+        let NewFile {
+            dir,
+            storage_name,
+            partial,
+            sink,
+        } = self;
+        sink.file
+            .sync_all()
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("flushing an upload: {e}")))?;
+        drop(sink.file);
+        let final_path = upload_path(&dir, &storage_name);
+        tokio::fs::rename(&partial.path, &final_path)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("storing an upload: {e}")))?;
+        // From here the stored file goes again unless its row is written.
+        let mut stored = PartialFile {
+            path: final_path,
+            keep: false,
+        };
+        drop(partial);
+
+        let now = now_millis();
+        let ttl_ms = (state.settings.mail.upload_ttl_secs as i64).saturating_mul(1000);
+        let new = NewUpload {
+            user_id,
+            filename,
+            content_type,
+            size: sink.size as i64,
+            sha256: sink
+                .hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            storage_name,
+            created_at: now,
+            expires_at: now.saturating_add(ttl_ms),
+        };
+        let row = state
+            .db
+            .run(move |conn| store::insert_upload(conn, &new))
+            .await?;
+        stored.keep = true;
+        Ok(row)
+    }
+}
+
+/// Streams one file part of a form (a multipart `mailMessages:send`) to a new upload, under the
+/// same limit as `mailAttachments:upload`.
+pub(crate) async fn store_field(
+    state: &AppState,
+    user_id: i64,
+    field: &mut actix_multipart::Field,
+    filename: String,
+) -> ApiResult<UploadRow> {
+    let content_type = field
+        .content_type()
+        .and_then(|m| media_type(m.essence_str()).ok())
+        .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string());
+    let mut new = NewFile::begin(state).await?;
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_multipart::MultipartError::Payload(p) => broken_body(p),
+            other => ApiError::invalid(format!("The multipart body is malformed: {other}")),
+        })?;
+        new.sink.write(&chunk).await?;
+    }
+    new.finish(state, user_id, clean_filename(&filename), content_type)
+        .await
 }
 
 /// Streams the one file part to `sink`; returns its file name and type.
@@ -269,12 +332,7 @@ async fn read_multipart(
                 "Send one file per upload: the form has more than one part",
             ));
         }
-        // `filename*` (RFC 5987, UTF-8) when a client sends it, else the plain `filename`.
-        let name = field.content_disposition().and_then(|cd| {
-            cd.get_filename_ext()
-                .map(|ext| String::from_utf8_lossy(&ext.value).into_owned())
-                .or_else(|| cd.get_filename().map(str::to_string))
-        });
+        let name = part_filename(&field);
         let ctype = field
             .content_type()
             .and_then(|m| media_type(m.essence_str()).ok());
@@ -288,6 +346,16 @@ async fn read_multipart(
         found = Some((name, ctype));
     }
     found.ok_or_else(|| ApiError::invalid("The form has no file part"))
+}
+
+/// A form part's file name: `filename*` (RFC 5987, UTF-8) when a client sends it, else the plain
+/// `filename`.
+pub(crate) fn part_filename(field: &actix_multipart::Field) -> Option<String> {
+    field.content_disposition().and_then(|cd| {
+        cd.get_filename_ext()
+            .map(|ext| String::from_utf8_lossy(&ext.value).into_owned())
+            .or_else(|| cd.get_filename().map(str::to_string))
+    })
 }
 
 /// Removes expired uploads (rows, then files). Failures are logged: a later upload retries.

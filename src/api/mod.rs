@@ -13,6 +13,8 @@ pub mod filter;
 pub mod mail_attachments;
 pub mod mail_messages;
 
+pub mod mail_aliases;
+pub mod mail_drafts;
 pub mod mail_message_labels;
 pub mod mail_message_notes;
 
@@ -110,7 +112,7 @@ pub fn list(items: impl serde::Serialize, count: i64, page: i64, page_size: i64)
 }
 
 /// Reads the body up to the configured limit: a larger one answers 413 before it is parsed.
-async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
+pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
@@ -127,7 +129,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::By
     Ok(body.freeze())
 }
 
-fn parse_values(body: &[u8]) -> ApiResult<Value> {
+pub(crate) fn parse_values(body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -189,6 +191,13 @@ pub async fn dispatch(
     if resource == "mailAttachments" && action == "upload" {
         return mail_uploads::upload(&state, identity, params, &req, payload).await;
     }
+    // Sends read headers (Idempotency-Key, X-Timezone) and may come as multipart forms.
+    if resource == "mailMessages" && action == "send" {
+        return mail_messages::send::action(&state, identity, &req, payload).await;
+    }
+    if resource == "mailDrafts" && action == "send" {
+        return mail_drafts::send(&state, identity, params, &req, payload).await;
+    }
     let body = read_body(payload, state.settings.server.max_json_bytes).await?;
     let ctx = ActionCtx {
         identity,
@@ -235,6 +244,13 @@ pub async fn dispatch(
         ("mailMessageNotes", "create") => mail_message_notes::create(&state, &ctx).await,
         ("mailMessageNotes", "update") => mail_message_notes::update(&state, &ctx).await,
         ("mailMessageNotes", "destroy") => mail_message_notes::destroy(&state, &ctx).await,
+        ("mailDrafts", "create") => mail_drafts::create(&state, &ctx).await,
+        ("mailDrafts", "update") => mail_drafts::update(&state, &ctx).await,
+        ("mailDrafts", "get") => mail_drafts::get(&state, &ctx).await,
+        ("mailDrafts", "list") => mail_drafts::list(&state, &ctx).await,
+        ("mailDrafts", "destroy") => mail_drafts::destroy(&state, &ctx).await,
+        ("mailAliases", "list") => mail_aliases::list(&state, &ctx).await,
+        ("mailAliases", "sync") => mail_aliases::sync(&state, &ctx).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownAction,
             format!("Unknown action {resource}:{action}"),
@@ -286,6 +302,12 @@ fn is_known(resource: &str, action: &str) -> bool {
                 "mailMessageLabels" | "mailMessageNotes",
                 "list" | "get" | "create" | "update" | "destroy"
             )
+            | ("mailMessages", "send")
+            | (
+                "mailDrafts",
+                "create" | "update" | "get" | "list" | "send" | "destroy"
+            )
+            | ("mailAliases", "list" | "sync")
     )
 }
 

@@ -417,7 +417,11 @@ pub mod outgoing_status {
     pub const QUEUED: &str = "queued";
     pub const SENDING: &str = "sending";
     pub const SENT: &str = "sent";
+    /// Failed in a way a retry may fix (the provider was unavailable): the same key tries again,
+    /// after checking the provider did not take it after all.
     pub const FAILED: &str = "failed";
+    /// Refused by the provider for good: the same key answers the same refusal.
+    pub const REJECTED: &str = "rejected";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -557,6 +561,72 @@ pub fn mark_outgoing_failed(
     Ok(())
 }
 
+pub fn mark_outgoing_rejected(
+    conn: &mut DbConnection,
+    id: i64,
+    error: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    diesel::update(mail_outgoing::table.find(id))
+        .set((
+            mail_outgoing::status.eq(outgoing_status::REJECTED),
+            mail_outgoing::error.eq(Some(error)),
+            mail_outgoing::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The Message-ID the provider will send (Graph assigns its own to a draft).
+pub fn set_outgoing_message_id(
+    conn: &mut DbConnection,
+    id: i64,
+    message_id: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    diesel::update(mail_outgoing::table.find(id))
+        .set((
+            mail_outgoing::message_id.eq(Some(message_id)),
+            mail_outgoing::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Takes over a request left in `sending` since before `before` (the process that had it
+/// died); false when it moved meanwhile. The caller checks the provider before sending again.
+pub fn claim_stale_sending(
+    conn: &mut DbConnection,
+    id: i64,
+    before: i64,
+    now: i64,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        mail_outgoing::table
+            .find(id)
+            .filter(mail_outgoing::status.eq(outgoing_status::SENDING))
+            .filter(mail_outgoing::updated_at.lt(before)),
+    )
+    .set((
+        mail_outgoing::attempts.eq(mail_outgoing::attempts + 1),
+        mail_outgoing::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Keeps a running send from looking abandoned.
+pub fn touch_outgoing(conn: &mut DbConnection, id: i64, now: i64) -> Result<(), DbError> {
+    diesel::update(
+        mail_outgoing::table
+            .find(id)
+            .filter(mail_outgoing::status.eq(outgoing_status::SENDING)),
+    )
+    .set(mail_outgoing::updated_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Requests left in `sending` since before `before` (the process died mid-send): the send
 /// task must check the provider's sent mail for their Message-ID before trying again.
 pub fn stale_sending(
@@ -587,6 +657,10 @@ pub struct DraftRow {
     pub provider_synced_revision: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub mirror_attempts: i32,
+    pub mirror_error: Option<String>,
+    /// Deleted (or sent) here; the row stays until the provider's copy is gone.
+    pub deleted_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -622,10 +696,20 @@ pub fn create_draft(conn: &mut DbConnection, new: &NewDraft) -> Result<DraftRow,
     })
 }
 
+/// A draft of the user that is not deleted.
 pub fn get_draft(conn: &mut DbConnection, user_id: i64, id: i64) -> Result<DraftRow, DbError> {
     Ok(mail_drafts::table
         .filter(mail_drafts::id.eq(id))
         .filter(mail_drafts::user_id.eq(user_id))
+        .filter(mail_drafts::deleted_at.is_null())
+        .select(DraftRow::as_select())
+        .first(conn)?)
+}
+
+/// Any draft row by id, deleted ones included (the mirror's view).
+pub fn draft_row(conn: &mut DbConnection, id: i64) -> Result<DraftRow, DbError> {
+    Ok(mail_drafts::table
+        .find(id)
         .select(DraftRow::as_select())
         .first(conn)?)
 }
@@ -638,6 +722,7 @@ pub fn list_drafts(
 ) -> Result<Vec<DraftRow>, DbError> {
     let mut q = mail_drafts::table
         .filter(mail_drafts::user_id.eq(user_id))
+        .filter(mail_drafts::deleted_at.is_null())
         .into_boxed();
     if let Some(a) = account_id {
         q = q.filter(mail_drafts::account_id.eq(a));
@@ -663,6 +748,7 @@ pub fn save_draft(
         mail_drafts::table
             .filter(mail_drafts::id.eq(id))
             .filter(mail_drafts::user_id.eq(user_id))
+            .filter(mail_drafts::deleted_at.is_null())
             .filter(mail_drafts::revision.lt(revision)),
     )
     .set((
@@ -708,6 +794,7 @@ pub fn drafts_to_mirror(
 ) -> Result<Vec<DraftRow>, DbError> {
     Ok(mail_drafts::table
         .filter(mail_drafts::provider_synced_revision.lt(mail_drafts::revision))
+        .filter(mail_drafts::deleted_at.is_null())
         .filter(mail_drafts::updated_at.le(updated_before))
         .order(mail_drafts::updated_at.asc())
         .limit(limit)
@@ -722,6 +809,115 @@ pub fn delete_draft(conn: &mut DbConnection, user_id: i64, id: i64) -> Result<Dr
         diesel::delete(mail_drafts::table.find(row.id)).execute(conn)?;
         Ok(row)
     })
+}
+
+/// Claims drafts the provider's copy must catch up with: changed and quiet since
+/// `quiet_before`, or deleted here. Each is locked until `lock_until` by one conditional update,
+/// so of several workers (replicas) exactly one takes a draft.
+pub fn claim_drafts_to_mirror(
+    conn: &mut DbConnection,
+    now: i64,
+    quiet_before: i64,
+    lock_until: i64,
+    limit: i64,
+) -> Result<Vec<DraftRow>, DbError> {
+    let dirty = mail_drafts::deleted_at.is_null().and(
+        mail_drafts::provider_synced_revision
+            .lt(mail_drafts::revision)
+            .and(mail_drafts::updated_at.le(quiet_before)),
+    );
+    let candidates: Vec<i64> = mail_drafts::table
+        .filter(mail_drafts::mirror_locked_until.lt(now))
+        .filter(mail_drafts::mirror_next_at.le(now))
+        .filter(dirty.or(mail_drafts::deleted_at.is_not_null()))
+        .order(mail_drafts::updated_at.asc())
+        .limit(limit)
+        .select(mail_drafts::id)
+        .load(conn)?;
+    let mut out = Vec::with_capacity(candidates.len());
+    for id in candidates {
+        if claim_draft(conn, id, now, lock_until)? {
+            out.push(draft_row(conn, id)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Locks one draft for provider work (an inline delete, the mirror); false when another has it.
+pub fn claim_draft(
+    conn: &mut DbConnection,
+    id: i64,
+    now: i64,
+    lock_until: i64,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        mail_drafts::table
+            .find(id)
+            .filter(mail_drafts::mirror_locked_until.lt(now)),
+    )
+    .set(mail_drafts::mirror_locked_until.eq(lock_until))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Unlocks a draft after provider work: `error` set means it failed (counted, retried from
+/// `next_at`), `None` means it worked.
+pub fn release_draft(
+    conn: &mut DbConnection,
+    id: i64,
+    next_at: i64,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    let target = mail_drafts::table.find(id);
+    match error {
+        Some(_) => diesel::update(target)
+            .set((
+                mail_drafts::mirror_locked_until.eq(0),
+                mail_drafts::mirror_next_at.eq(next_at),
+                mail_drafts::mirror_error.eq(error),
+                mail_drafts::mirror_attempts.eq(mail_drafts::mirror_attempts + 1),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                mail_drafts::mirror_locked_until.eq(0),
+                mail_drafts::mirror_next_at.eq(next_at),
+                mail_drafts::mirror_error.eq(None::<String>),
+                mail_drafts::mirror_attempts.eq(0),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Deletes a draft here: it disappears from `get`/`list` at once, its row stays until the
+/// provider's copy is gone ([`purge_draft`]).
+pub fn tombstone_draft(
+    conn: &mut DbConnection,
+    user_id: i64,
+    id: i64,
+    now: i64,
+) -> Result<DraftRow, DbError> {
+    let n = diesel::update(
+        mail_drafts::table
+            .filter(mail_drafts::id.eq(id))
+            .filter(mail_drafts::user_id.eq(user_id))
+            .filter(mail_drafts::deleted_at.is_null()),
+    )
+    .set((
+        mail_drafts::deleted_at.eq(Some(now)),
+        mail_drafts::mirror_next_at.eq(0),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    draft_row(conn, id)
+}
+
+pub fn purge_draft(conn: &mut DbConnection, id: i64) -> Result<(), DbError> {
+    diesel::delete(mail_drafts::table.find(id)).execute(conn)?;
+    Ok(())
 }
 
 // ---- aliases ----

@@ -254,6 +254,11 @@ diesel::table! {
         provider_synced_revision -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        mirror_locked_until -> BigInt,
+        mirror_next_at -> BigInt,
+        mirror_attempts -> Integer,
+        mirror_error -> Nullable<Text>,
+        deleted_at -> Nullable<BigInt>,
     }
 }
 

@@ -16,8 +16,11 @@ use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
+use super::{DraftContent, OutgoingSend, PreparedSend, SendAs, SentMessage};
 use super::{LabelColor, ProviderLabel, TodoMirror};
 use crate::config::{join_url, GoogleSettings};
+
+mod send;
 use crate::crypto::SecretString;
 
 pub struct Google {
@@ -544,6 +547,48 @@ impl MailProvider for Google {
             )
             .await?;
         Ok(())
+    }
+
+    fn max_message_bytes(&self) -> u64 {
+        send::MAX_MESSAGE_BYTES
+    }
+
+    async fn commit_send(
+        &self,
+        token: &SecretString,
+        message: &OutgoingSend<'_>,
+        prepared: &PreparedSend,
+    ) -> Result<SentMessage, ProviderError> {
+        self.commit_send_impl(token, message, prepared).await
+    }
+
+    async fn find_sent(
+        &self,
+        token: &SecretString,
+        message_id: &str,
+    ) -> Result<Option<SentMessage>, ProviderError> {
+        self.find_sent_impl(token, message_id).await
+    }
+
+    async fn save_draft(
+        &self,
+        token: &SecretString,
+        existing: Option<&str>,
+        draft: &DraftContent<'_>,
+    ) -> Result<String, ProviderError> {
+        self.save_draft_impl(token, existing, draft).await
+    }
+
+    async fn delete_draft(&self, token: &SecretString, id: &str) -> Result<(), ProviderError> {
+        self.delete_draft_impl(token, id).await
+    }
+
+    async fn send_as(
+        &self,
+        token: &SecretString,
+        primary: &str,
+    ) -> Result<Vec<SendAs>, ProviderError> {
+        self.send_as_impl(token, primary).await
     }
 }
 

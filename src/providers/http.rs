@@ -21,6 +21,19 @@ pub struct ProviderHttp {
     client: reqwest::Client,
     allowed: Vec<url::Origin>,
     retries: u32,
+    timeout: Duration,
+}
+
+/// The body of a [`ProviderHttp::request`].
+#[derive(Debug, Clone)]
+pub enum RequestBody<'a> {
+    Empty,
+    Json(&'a serde_json::Value),
+    /// Bytes with their Content-Type (MIME, uploads); cheap to clone for a retry.
+    Bytes {
+        content_type: &'a str,
+        bytes: bytes::Bytes,
+    },
 }
 
 impl ProviderHttp {
@@ -38,6 +51,8 @@ impl ProviderHttp {
         ]
         .iter()
         .map(|u| u.origin())
+        // Graph hands out attachment upload URLs on Outlook's own host.
+        .chain(m.upload_origins.iter().map(|u| u.origin()))
         .collect();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -49,6 +64,7 @@ impl ProviderHttp {
             client,
             allowed,
             retries: settings.providers.retries,
+            timeout: Duration::from_secs(settings.providers.request_timeout_secs),
         })
     }
 
@@ -186,6 +202,75 @@ impl ProviderHttp {
             .await?;
         serde_json::from_slice(&body)
             .map_err(|e| ProviderError::Permanent(format!("unexpected provider response: {e}")))
+    }
+
+    /// One request with any body, answering the status, headers and body of a success.
+    /// `token: None` sends no bearer (Graph's pre-authenticated upload URLs refuse one).
+    /// `retry: false` makes it exactly once, for calls that must not run twice (a send): the
+    /// caller decides what a failure means. Large bodies get more time than an API answer.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&SecretString>,
+        body: RequestBody<'_>,
+        headers: &[(&'static str, &str)],
+        classify: Classifier,
+        retry: bool,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), ProviderError> {
+        let url = Url::parse(url)
+            .map_err(|e| ProviderError::Permanent(format!("bad provider URL: {e}")))?;
+        self.check(&url)?;
+        let body_len = match &body {
+            RequestBody::Bytes { bytes, .. } => bytes.len(),
+            RequestBody::Json(_) | RequestBody::Empty => 0,
+        };
+        // At least 256 KiB/s on top of the usual answer time.
+        let timeout = self.timeout + Duration::from_secs((body_len / (256 << 10)) as u64);
+        let mut attempt = 0u32;
+        loop {
+            let mut req = self
+                .client
+                .request(method.clone(), url.clone())
+                .timeout(timeout);
+            if let Some(token) = token {
+                req = req.bearer_auth(token.expose());
+            }
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
+            req = match &body {
+                RequestBody::Empty => req,
+                RequestBody::Json(v) => req.json(v),
+                RequestBody::Bytes {
+                    content_type,
+                    bytes,
+                } => req
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    .body(bytes.clone()),
+            };
+            let err = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let resp_headers = resp.headers().clone();
+                    let wait = retry_after(&resp_headers);
+                    match resp.bytes().await {
+                        Ok(body) if status.is_success() => return Ok((status, resp_headers, body)),
+                        Ok(body) => {
+                            classify_status(status, wait, &String::from_utf8_lossy(&body), classify)
+                        }
+                        Err(e) => transport_error(e),
+                    }
+                }
+                Err(e) => transport_error(e),
+            };
+            if !retry || !err.is_retryable() || attempt >= self.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(attempt, &err)).await;
+        }
     }
 
     /// POST a form without a bearer (token revocation).

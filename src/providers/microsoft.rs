@@ -13,8 +13,11 @@ use super::{
     folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
     MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
+use super::{DraftContent, OutgoingSend, PreparedSend, SendAs, SentMessage};
 use super::{LabelColor, ProviderLabel, TodoMirror};
 use crate::config::{join_url, MicrosoftSettings};
+
+mod send;
 use crate::crypto::SecretString;
 
 pub const DEFAULT_TENANT: &str = "common";
@@ -566,6 +569,69 @@ impl MailProvider for Microsoft {
             )
             .await?;
         Ok(attachments::raw_stream(resp, max_bytes))
+    }
+
+    fn max_message_bytes(&self) -> u64 {
+        send::MAX_MESSAGE_BYTES
+    }
+
+    /// `createForward` copies the original's attachments into the draft.
+    fn forwards_attachments(&self) -> bool {
+        true
+    }
+
+    async fn prepare_send(
+        &self,
+        token: &SecretString,
+        message: &OutgoingSend<'_>,
+    ) -> Result<PreparedSend, ProviderError> {
+        self.prepare_send_impl(token, message).await
+    }
+
+    async fn commit_send(
+        &self,
+        token: &SecretString,
+        message: &OutgoingSend<'_>,
+        prepared: &PreparedSend,
+    ) -> Result<SentMessage, ProviderError> {
+        self.commit_send_impl(token, message, prepared).await
+    }
+
+    async fn abandon_send(
+        &self,
+        token: &SecretString,
+        prepared: &PreparedSend,
+    ) -> Result<(), ProviderError> {
+        self.abandon_send_impl(token, prepared).await
+    }
+
+    async fn find_sent(
+        &self,
+        token: &SecretString,
+        message_id: &str,
+    ) -> Result<Option<SentMessage>, ProviderError> {
+        self.find_sent_impl(token, message_id).await
+    }
+
+    async fn save_draft(
+        &self,
+        token: &SecretString,
+        existing: Option<&str>,
+        draft: &DraftContent<'_>,
+    ) -> Result<String, ProviderError> {
+        self.save_draft_impl(token, existing, draft).await
+    }
+
+    async fn delete_draft(&self, token: &SecretString, id: &str) -> Result<(), ProviderError> {
+        self.delete_draft_impl(token, id).await
+    }
+
+    async fn send_as(
+        &self,
+        token: &SecretString,
+        primary: &str,
+    ) -> Result<Vec<SendAs>, ProviderError> {
+        self.send_as_impl(token, primary).await
     }
 }
 

@@ -9,6 +9,7 @@ pub mod google;
 pub mod http;
 pub mod microsoft;
 pub mod oauth;
+pub mod sending;
 
 pub mod labels;
 
@@ -21,6 +22,7 @@ use crate::config::Settings;
 use crate::crypto::SecretString;
 use crate::error::{ApiError, ErrorCode};
 pub use attachments::{AttachmentRef, AttachmentStream};
+pub use sending::{DraftContent, OutgoingSend, PreparedSend, ReplyTo, SendAs, SentMessage};
 
 /// What an admin registered for a provider on the Email settings page.
 #[derive(Debug, Clone)]
@@ -286,6 +288,109 @@ pub trait MailProvider: Send + Sync {
 
     fn labels_unsupported(&self) -> ProviderError {
         ProviderError::Permanent(format!("{} has no labels here", self.display_name()))
+    }
+
+    // ---- sending, drafts and send-as addresses (see `sending`) ----
+
+    /// The largest message (its MIME, attachments included) the provider takes.
+    fn max_message_bytes(&self) -> u64 {
+        sending::DEFAULT_MAX_MESSAGE_BYTES
+    }
+
+    /// Whether a forward made by the provider (Graph `createForward`) brings the source's
+    /// attachments itself, so the sender must not add them again.
+    fn forwards_attachments(&self) -> bool {
+        false
+    }
+
+    /// Sets up everything of a send that may be repeated safely (Graph: the draft, its body,
+    /// recipients and attachments) and tells the Message-ID that will go out.
+    async fn prepare_send(
+        &self,
+        access_token: &SecretString,
+        send: &OutgoingSend<'_>,
+    ) -> Result<PreparedSend, ProviderError> {
+        let _ = access_token;
+        Ok(PreparedSend {
+            message_id: Some(send.message.message_id.clone()),
+            handle: None,
+            thread_id: send.reply.as_ref().map(|r| r.thread_id.to_string()),
+        })
+    }
+
+    /// The one call that sends. Made once, never retried here: after an ambiguous failure the
+    /// caller asks [`find_sent`](Self::find_sent) before trying again.
+    async fn commit_send(
+        &self,
+        access_token: &SecretString,
+        send: &OutgoingSend<'_>,
+        prepared: &PreparedSend,
+    ) -> Result<SentMessage, ProviderError> {
+        let _ = (access_token, send, prepared);
+        Err(ProviderError::Permanent(format!(
+            "{} cannot send mail",
+            self.display_name()
+        )))
+    }
+
+    /// Removes what [`prepare_send`](Self::prepare_send) left at the provider when the send is
+    /// given up.
+    async fn abandon_send(
+        &self,
+        access_token: &SecretString,
+        prepared: &PreparedSend,
+    ) -> Result<(), ProviderError> {
+        let _ = (access_token, prepared);
+        Ok(())
+    }
+
+    /// The sent message with this Message-ID (without angle brackets), if the provider has it.
+    async fn find_sent(
+        &self,
+        access_token: &SecretString,
+        message_id: &str,
+    ) -> Result<Option<SentMessage>, ProviderError> {
+        let _ = (access_token, message_id);
+        Ok(None)
+    }
+
+    /// Creates the provider's copy of a draft (`existing: None`) or replaces it; answers the
+    /// provider's draft id (which may be a new one).
+    async fn save_draft(
+        &self,
+        access_token: &SecretString,
+        existing: Option<&str>,
+        draft: &DraftContent<'_>,
+    ) -> Result<String, ProviderError> {
+        let _ = (access_token, existing, draft);
+        Err(ProviderError::Permanent(format!(
+            "{} drafts are not supported",
+            self.display_name()
+        )))
+    }
+
+    /// Deletes the provider's copy of a draft; one that is already gone is fine.
+    async fn delete_draft(
+        &self,
+        access_token: &SecretString,
+        provider_draft_id: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (access_token, provider_draft_id);
+        Ok(())
+    }
+
+    /// The addresses the mailbox may send as (verified ones only; the primary always).
+    async fn send_as(
+        &self,
+        access_token: &SecretString,
+        primary: &str,
+    ) -> Result<Vec<SendAs>, ProviderError> {
+        let _ = access_token;
+        Ok(vec![SendAs {
+            address: primary.to_string(),
+            name: String::new(),
+            is_default: true,
+        }])
     }
 }
 

@@ -26,7 +26,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             .route("/requests", web::delete().to(clear_requests))
             .route("/concurrency", web::get().to(concurrency))
             .route("/concurrency", web::delete().to(clear_concurrency))
-            .route("/registrations", web::get().to(registrations)),
+            .route("/registrations", web::get().to(registrations))
+            .route("/outbox", web::get().to(super::outgoing::outbox))
+            .route("/outbox", web::delete().to(super::outgoing::clear_outbox)),
     );
 }
 
@@ -124,6 +126,8 @@ struct FaultSpec {
     retry_after: Option<Value>,
     body: Option<Value>,
     delay_ms: Option<u64>,
+    #[serde(default)]
+    after: bool,
 }
 
 async fn add_fault(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
@@ -133,6 +137,7 @@ async fn add_fault(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
     };
     match (spec.status, spec.delay_ms) {
         (None, None) => return bad("a fault needs a status, a delay_ms or both".into()),
+        (None, _) if spec.after => return bad("\"after\" needs a status".into()),
         (Some(status), _) if !(100..=599).contains(&status) => {
             return bad(format!("status {status} is not an HTTP status"))
         }
@@ -157,6 +162,7 @@ async fn add_fault(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
         retry_after,
         body: spec.body.filter(|b| !b.is_null()),
         delay_ms: spec.delay_ms,
+        after: spec.after,
     };
     data.state().faults.push(fault);
     json_response(200, json!({ "ok": true }))

@@ -45,11 +45,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 // ---------------------------------------------------------------------------------------------
 // Errors and access
 
-fn error(code: u16, message: &str, reason: &str, status: &str) -> HttpResponse {
+pub(crate) fn error(code: u16, message: &str, reason: &str, status: &str) -> HttpResponse {
     json_response(code, gmail_error(code, message, reason, status))
 }
 
-fn not_found() -> HttpResponse {
+pub(crate) fn not_found() -> HttpResponse {
     error(
         404,
         "Requested entity was not found.",
@@ -58,7 +58,7 @@ fn not_found() -> HttpResponse {
     )
 }
 
-fn invalid(message: &str) -> HttpResponse {
+pub(crate) fn invalid(message: &str) -> HttpResponse {
     error(400, message, "invalidArgument", "INVALID_ARGUMENT")
 }
 
@@ -94,9 +94,13 @@ pub(crate) fn unauthenticated() -> HttpResponse {
 
 /// What a call needs of the token's scopes.
 #[derive(Clone, Copy, PartialEq)]
-enum Need {
+pub(crate) enum Need {
     Read,
     Modify,
+    /// Drafts: `gmail.compose` or more.
+    Compose,
+    /// `messages.send`, `drafts.send`: `gmail.send`, `gmail.compose` or more.
+    Send,
     /// Permanent deletion: only the full `https://mail.google.com/` scope allows it.
     Delete,
 }
@@ -106,16 +110,21 @@ fn granted(scope: &str, need: Need) -> bool {
     let full = has("https://mail.google.com/");
     let modify = has("https://www.googleapis.com/auth/gmail.modify");
     let read = has("https://www.googleapis.com/auth/gmail.readonly");
+    let compose = has("https://www.googleapis.com/auth/gmail.compose");
     match need {
         Need::Read => full || modify || read,
         Need::Modify => full || modify,
+        Need::Compose => full || modify || compose,
+        Need::Send => {
+            full || modify || compose || has("https://www.googleapis.com/auth/gmail.send")
+        }
         Need::Delete => full,
     }
 }
 
 /// The mailbox behind the bearer token, when it is good, allows `need` and `user` is `me` or
 /// the mailbox itself.
-fn owner(
+pub(crate) fn owner(
     req: &HttpRequest,
     data: &Shared,
     user: &str,
@@ -148,7 +157,7 @@ fn owner(
 }
 
 /// Query pairs in order, repeated names kept (`labelIds=A&labelIds=B`).
-fn pairs(req: &HttpRequest) -> Vec<(String, String)> {
+pub(crate) fn pairs(req: &HttpRequest) -> Vec<(String, String)> {
     url::form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect()
@@ -162,7 +171,7 @@ fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
@@ -234,14 +243,17 @@ fn attachment_id(message: &str, part: &str) -> String {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Format {
+pub(crate) enum Format {
     Minimal,
     Metadata,
     Full,
     Raw,
 }
 
-fn format_of(pairs: &[(String, String)], default: Format) -> Result<Format, HttpResponse> {
+pub(crate) fn format_of(
+    pairs: &[(String, String)],
+    default: Format,
+) -> Result<Format, HttpResponse> {
     match one(pairs, "format").map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
         Some("minimal") => Ok(Format::Minimal),
@@ -254,7 +266,7 @@ fn format_of(pairs: &[(String, String)], default: Format) -> Result<Format, Http
     }
 }
 
-fn message_json(m: &Msg, format: Format, metadata_headers: &[String]) -> Value {
+pub(crate) fn message_json(m: &Msg, format: Format, metadata_headers: &[String]) -> Value {
     let mut v = json!({
         "id": m.id,
         "threadId": m.thread_id,
@@ -305,6 +317,8 @@ struct Search {
     from: Vec<String>,
     to: Vec<String>,
     subject: Vec<String>,
+    /// `rfc822msgid:` — the Message-ID header, with or without angle brackets.
+    message_ids: Vec<String>,
     words: Vec<String>,
 }
 
@@ -352,6 +366,9 @@ fn parse_search(q: &str) -> Search {
             "from" => s.from.push(value.to_lowercase()),
             "to" => s.to.push(value.to_lowercase()),
             "subject" => s.subject.push(value.to_lowercase()),
+            "rfc822msgid" => s
+                .message_ids
+                .push(value.trim_matches(['<', '>']).to_string()),
             _ => s.words.push(term.to_lowercase()),
         }
     }
@@ -448,6 +465,13 @@ impl Filter {
         }
         let subject = sum.subject.to_lowercase();
         if !s.subject.iter().all(|q| subject.contains(q.as_str())) {
+            return false;
+        }
+        if !s
+            .message_ids
+            .iter()
+            .all(|id| sum.message_id.as_deref() == Some(id.as_str()))
+        {
             return false;
         }
         let text = sum.preview.to_lowercase();

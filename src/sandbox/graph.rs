@@ -84,11 +84,11 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 // ---------------------------------------------------------------------------------------------
 // Errors and access
 
-fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+pub(crate) fn error(status: u16, code: &str, message: &str) -> HttpResponse {
     json_response(status, graph_error(code, message))
 }
 
-fn not_found() -> HttpResponse {
+pub(crate) fn not_found() -> HttpResponse {
     error(
         404,
         "ErrorItemNotFound",
@@ -96,7 +96,7 @@ fn not_found() -> HttpResponse {
     )
 }
 
-fn bad_request(message: &str) -> HttpResponse {
+pub(crate) fn bad_request(message: &str) -> HttpResponse {
     error(400, "BadRequest", message)
 }
 
@@ -122,7 +122,11 @@ pub(crate) fn unauthenticated(token_sent: bool) -> HttpResponse {
     res
 }
 
-fn owner(req: &HttpRequest, data: &Shared, write: bool) -> Result<&'static Mailbox, HttpResponse> {
+pub(crate) fn owner(
+    req: &HttpRequest,
+    data: &Shared,
+    write: bool,
+) -> Result<&'static Mailbox, HttpResponse> {
     let state = data.state();
     let token = bearer(req);
     let Some(mailbox) = state.access_owner(Provider::Microsoft, token) else {
@@ -166,12 +170,12 @@ fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The `Prefer` preferences of a request (several headers or comma-separated ones).
-struct Prefer {
-    immutable: bool,
+pub(crate) struct Prefer {
+    pub immutable: bool,
     max_page: Option<usize>,
 }
 
-fn prefer(req: &HttpRequest) -> Prefer {
+pub(crate) fn prefer(req: &HttpRequest) -> Prefer {
     let mut p = Prefer {
         immutable: false,
         max_page: None,
@@ -191,7 +195,7 @@ fn prefer(req: &HttpRequest) -> Prefer {
 }
 
 /// Where links in answers point: the origin the client called, and Graph's path.
-fn base_url(req: &HttpRequest) -> String {
+pub(crate) fn base_url(req: &HttpRequest) -> String {
     let info = req.connection_info();
     format!("{}://{}{BASE}", info.scheme(), info.host())
 }
@@ -301,7 +305,7 @@ fn select(pairs: &[(String, String)]) -> Result<Option<Vec<&'static str>>, HttpR
     Ok(Some(out))
 }
 
-fn message_json(m: &Msg, select: Option<&[&str]>, immutable: bool) -> Value {
+pub(crate) fn message_json(m: &Msg, select: Option<&[&str]>, immutable: bool) -> Value {
     let id = if immutable { &m.id } else { &m.rest_id };
     let mut v = Map::new();
     v.insert("@odata.type".into(), json!("#microsoft.graph.message"));
@@ -380,7 +384,7 @@ fn attachment_id(m: &Msg, part: &str) -> String {
     )
 }
 
-fn attachment_json(m: &Msg, a: &mime::Attachment, with_bytes: bool) -> Value {
+pub(crate) fn attachment_json(m: &Msg, a: &mime::Attachment, with_bytes: bool) -> Value {
     let mut v = json!({
         "@odata.type": "#microsoft.graph.fileAttachment",
         "@odata.mediaContentType": a.content_type,
@@ -558,7 +562,26 @@ async fn folder_messages(
     let Some(f) = store.find_folder(&folder).map(|f| f.id.clone()) else {
         return not_found();
     };
-    let mut list: Vec<&Msg> = store.messages().filter(|m| m.folder_id == f).collect();
+    // `$filter=internetMessageId eq '<…>'`, the one filter this listing takes.
+    let wanted_id =
+        match one(&pairs, "$filter") {
+            None => None,
+            Some(filter) => match internet_message_id_filter(filter) {
+                Some(id) => Some(id),
+                None => return bad_request(
+                    "The sandbox filters messages of a folder on internetMessageId eq '<id>' only.",
+                ),
+            },
+        };
+    let mut list: Vec<&Msg> = store
+        .messages()
+        .filter(|m| m.folder_id == f)
+        .filter(|m| {
+            wanted_id
+                .as_deref()
+                .is_none_or(|w| m.summary.message_id.as_deref() == Some(w))
+        })
+        .collect();
     // Newest first, Outlook's default order.
     list.sort_by_key(|m| std::cmp::Reverse((m.received_at, m.seq)));
     let value: Vec<Value> = list
@@ -586,6 +609,26 @@ async fn folder_messages(
         ));
     }
     json_response(200, body)
+}
+
+/// The id (without angle brackets) of `internetMessageId eq '<id>'` (OData: `''` is a quote).
+fn internet_message_id_filter(filter: &str) -> Option<String> {
+    let rest = filter.trim();
+    let (field, rest) = rest.split_once(char::is_whitespace)?;
+    if !field.eq_ignore_ascii_case("internetMessageId") {
+        return None;
+    }
+    let (op, value) = rest.trim().split_once(char::is_whitespace)?;
+    if !op.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(
+        value
+            .replace("''", "'")
+            .trim_matches(['<', '>'])
+            .to_string(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,7 +919,7 @@ async fn get_message(
     }
 }
 
-const WRITABLE: [&str; 5] = [
+pub(crate) const WRITABLE: [&str; 5] = [
     "isRead",
     "flag",
     "categories",
@@ -901,6 +944,10 @@ async fn patch_message(
             "Cannot read the request body: it is not a JSON object.",
         );
     };
+    // A draft takes its content too.
+    if let Some(res) = super::outgoing::patch_draft(&req, mailbox, &id, &fields, &data) {
+        return res;
+    }
     if let Some(unknown) = fields.keys().find(|k| !WRITABLE.contains(&k.as_str())) {
         return error(
             400,

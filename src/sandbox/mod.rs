@@ -20,6 +20,7 @@ mod host;
 mod mailboxes;
 mod microsoft;
 mod mime;
+mod outgoing;
 mod pages;
 mod store;
 
@@ -86,6 +87,7 @@ impl Sandbox {
                 .app_data(web::PayloadConfig::new(40 << 20))
                 .wrap(from_fn(intercept))
                 .configure(google::routes)
+                .configure(outgoing::routes)
                 .configure(gmail::routes)
                 .configure(microsoft::routes)
                 .configure(graph::routes)
@@ -309,6 +311,9 @@ pub(crate) struct Fault {
     pub body: Option<Value>,
     /// Wait this long before answering (slow responses, client timeouts).
     pub delay_ms: Option<u64>,
+    /// Let the request through to the real handler, then answer `status` anyway: the provider
+    /// did the work but the client cannot know (a 500 after a send was accepted).
+    pub after: bool,
 }
 
 #[derive(Default)]
@@ -321,6 +326,10 @@ pub(crate) struct State {
     pub requests_dropped: usize,
     pub registrations: Vec<Value>,
     pub revoked_jtis: HashSet<String>,
+    /// Every accepted send, oldest first (`GET /__sandbox/outbox`).
+    pub outbox: Vec<Value>,
+    /// Graph attachment upload sessions, by their URL's token.
+    pub upload_sessions: HashMap<String, outgoing::UploadSession>,
     /// Mail of the seeded mailboxes, created on first use.
     mail: HashMap<&'static str, store::Store>,
     /// Graph requests being answered now, per mailbox, and the most seen at once.
@@ -508,6 +517,13 @@ async fn intercept(
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     let res = match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
+        Some((fault, status)) if fault.after => {
+            // The real work happens; the answer is lost.
+            let path = req.path().to_string();
+            let done = next.call(req).await?;
+            let response = control::fault_response(&path, fault, status);
+            done.into_response(response)
+        }
         Some((fault, status)) => {
             let response = control::fault_response(req.path(), fault, status);
             req.into_response(response)

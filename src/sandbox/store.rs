@@ -7,7 +7,7 @@
 //! `log_start` are expired: Gmail answers 404 for such a `startHistoryId`, Graph 410 for such a
 //! delta token. Expiring cursors on demand bumps the clock and forgets the log.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
 
@@ -172,6 +172,11 @@ pub(crate) struct Store {
     next_user_folder: u32,
     /// Graph's master category list (`/me/outlook/masterCategories`).
     pub categories: Vec<Category>,
+    /// Gmail drafts: draft id -> message id.
+    pub gmail_drafts: BTreeMap<String, String>,
+    /// Graph drafts' content, by message id (their MIME is rebuilt from it on every change).
+    pub graph_drafts: HashMap<String, super::outgoing::DraftModel>,
+    next_draft: u64,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -222,7 +227,45 @@ impl Store {
             folders,
             next_user_folder: 1,
             categories: Vec::new(),
+            gmail_drafts: BTreeMap::new(),
+            graph_drafts: HashMap::new(),
+            next_draft: 1,
         }
+    }
+
+    /// A new Gmail draft id (`r` and digits, like Gmail's).
+    pub fn new_draft_id(&mut self) -> String {
+        let n = self.next_draft;
+        self.next_draft += 1;
+        format!("r{}{:012}", self.tag, 5_000_000_000 + n)
+    }
+
+    /// Whether any message is in this thread.
+    pub fn has_thread(&self, thread_id: &str) -> bool {
+        self.messages.values().any(|m| m.thread_id == thread_id)
+    }
+
+    /// A draft's content changed: new MIME, same id (logged as an update in its folder).
+    pub fn replace_raw(&mut self, id: &str, raw: Vec<u8>) -> Result<(), StoreError> {
+        let id = self.resolve_id(id).ok_or(StoreError::NotFound)?;
+        let summary = mime::summary(&raw);
+        let Some(msg) = self.messages.get_mut(&id) else {
+            return Err(StoreError::NotFound);
+        };
+        if let Some(old) = msg.summary.message_id.clone() {
+            if self.by_message_id.get(&old) == Some(&id) {
+                self.by_message_id.remove(&old);
+            }
+        }
+        if let Some(mid) = &summary.message_id {
+            self.by_message_id
+                .entry(mid.clone())
+                .or_insert_with(|| id.clone());
+        }
+        msg.raw = raw;
+        msg.summary = summary;
+        self.changed(&id, What::Updated, None);
+        Ok(())
     }
 
     /// The creation number the next message gets (generated Message-IDs include it).
@@ -435,6 +478,16 @@ impl Store {
 
     /// Adds a message as newly arrived mail (logged). Returns its id.
     pub fn insert(&mut self, new: NewMessage) -> Result<String, StoreError> {
+        self.insert_in_thread(new, None)
+    }
+
+    /// Like [`insert`](Self::insert), into the given provider thread when there is one (a
+    /// Gmail send with `threadId`, a Graph draft's conversation).
+    pub fn insert_in_thread(
+        &mut self,
+        new: NewMessage,
+        thread: Option<String>,
+    ) -> Result<String, StoreError> {
         let summary = mime::summary(&new.raw);
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -458,7 +511,8 @@ impl Store {
                 )));
             }
         }
-        let parent_thread = parent.and_then(|p| self.messages.get(&p).map(|m| m.thread_id.clone()));
+        let parent_thread = thread
+            .or_else(|| parent.and_then(|p| self.messages.get(&p).map(|m| m.thread_id.clone())));
         let id = match self.provider {
             Provider::Google => {
                 let mut n = (new.received_at.max(0) as u64) << 20 | (seq & 0xf_ffff);

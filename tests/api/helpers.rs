@@ -392,4 +392,36 @@ impl TestApp {
         self.handle.stop(true).await;
         self.sandbox.stop().await;
     }
+
+    /// Stops the service and builds a new one on the same database, configuration and sandbox
+    /// (on a new port), as a restart of the process would: whatever it remembers must come from
+    /// the database.
+    pub async fn restart(self) -> TestApp {
+        self.handle.stop(true).await;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind sidecar");
+        let address = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let mut env = self.env.clone();
+        for (k, v) in env.iter_mut() {
+            match k.as_str() {
+                "EMAIL_MANAGER__SERVER__BIND" => *v = address.trim_start_matches("http://").into(),
+                "EMAIL_MANAGER__HOST__PUBLIC_URL" => *v = address.clone(),
+                _ => {}
+            }
+        }
+        let settings = Settings::load_from(None, env.clone()).expect("test settings are valid");
+        let app = Application::build(settings, listener).expect("build the sidecar again");
+        let state = app.state();
+        let handle = app.handle();
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            state,
+            env,
+            handle,
+            ..self
+        }
+    }
 }

@@ -4,11 +4,13 @@
 mod auth;
 mod browser;
 mod compose;
+mod drafts;
 mod helpers;
 mod linking;
 mod messages;
 mod ops;
 mod schema;
+mod send;
 mod settings;
 mod sync;
 mod webdriver;

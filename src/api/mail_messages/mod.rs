@@ -6,6 +6,7 @@
 pub mod destroy;
 pub mod get;
 pub mod list;
+pub mod send;
 pub mod update;
 
 use serde_json::{json, Map, Value};
