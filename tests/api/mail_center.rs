@@ -354,7 +354,7 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser
         .wait_for(
             "the inbox rows",
-            "return document.querySelectorAll('#mc-list .mc-row').length === 6",
+            "return document.querySelectorAll('#mc-list .mc-row').length === 5",
             15,
         )
         .await;
@@ -521,7 +521,7 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser
         .wait_for(
             "the inbox again",
-            "return document.querySelectorAll('#mc-list .mc-row').length === 6",
+            "return document.querySelectorAll('#mc-list .mc-row').length === 5",
             10,
         )
         .await;
