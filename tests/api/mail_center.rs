@@ -23,8 +23,9 @@ async fn put(app: &TestApp, mailbox: &str, msg: Value) -> String {
         .send()
         .await
         .expect("sandbox");
-    assert!(resp.status().is_success(), "sandbox put: {}", resp.status());
+    let status = resp.status();
     let body: Value = resp.json().await.expect("json");
+    assert!(status.is_success(), "sandbox put: {status} {body}");
     body["id"].as_str().expect("id").to_string()
 }
 
@@ -336,6 +337,13 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     }
     put(
         &app,
+        ALICE,
+        json!({"from": "Pat <pat@example.test>", "to": [ALICE], "subject": "Project plan",
+               "text": "Milestones.", "folder": "archive", "labels": ["Projects"], "unread": true}),
+    )
+    .await;
+    put(
+        &app,
         BOB,
         json!({"from": "Secret <s@example.test>", "to": [BOB], "subject": "Bob private payroll", "text": "x"}),
     )
@@ -386,6 +394,54 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         .await;
     assert_eq!(bold.as_array().map(Vec::len), Some(5), "{bold}");
     browser.screenshot("mail-inbox").await;
+
+    // The user folder (a Gmail label here) is listed with its own unread count and opens.
+    browser
+        .wait_for(
+            "the Projects folder",
+            "return [...document.querySelectorAll('#mc-folders .mc-nav-item')].some(e => e.textContent === 'Projects1')",
+            10,
+        )
+        .await;
+    browser
+        .eval(
+            "[...document.querySelectorAll('#mc-folders .mc-nav-item a')].find(e => e.textContent.startsWith('Projects')).click(); return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the Projects list",
+            "var rows = document.querySelectorAll('#mc-list .mc-row'); return rows.length === 1 && rows[0].textContent.includes('Project plan')",
+            10,
+        )
+        .await;
+    browser.click("#mc-folder-inbox a").await;
+    browser
+        .wait_for(
+            "the inbox again",
+            "return document.querySelectorAll('#mc-list .mc-row').length === 5",
+            10,
+        )
+        .await;
+
+    // Quick filter: attachments only.
+    browser.click("#mc-filter-attachments").await;
+    browser
+        .wait_for(
+            "the attachment filter",
+            "var rows = document.querySelectorAll('#mc-list .mc-row'); return rows.length === 1 && rows[0].querySelector('.mc-attach') !== null",
+            10,
+        )
+        .await;
+    browser.click("#mc-filter-attachments").await;
+    browser
+        .wait_for(
+            "all rows again",
+            "return document.querySelectorAll('#mc-list .mc-row').length === 5",
+            10,
+        )
+        .await;
 
     // Search finds the invoice only.
     browser.fill("#mc-search", "invoice").await;
@@ -561,6 +617,7 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     assert!(!sandbox.contains("allow-scripts") && !sandbox.contains("allow-same-origin"), "{sandbox}");
     let srcdoc = frame["srcdoc"].as_str().unwrap_or("");
     assert!(!srcdoc.contains("<script") && !srcdoc.contains("onerror") && !srcdoc.contains("javascript:"), "{srcdoc}");
+    assert!(!srcdoc.contains("127.0.0.1:9/track.png"), "the tracker is blocked: {srcdoc}");
     browser.screenshot("mail-thread").await;
     let pwned = browser
         .eval("return [window.__pwned === undefined, document.title]", json!([]))
@@ -571,6 +628,19 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         pwned[1].as_str().unwrap_or("").ends_with("Mail"),
         "the page sets its own title only: {pwned} (before: {title_before})"
     );
+    // "Show images" asks again with allowRemoteImages: the tracker comes back, scripts do not.
+    browser.click("#mc-show-images").await;
+    browser
+        .wait_for(
+            "the remote image",
+            "var f = document.getElementById('mc-body-frame'); return f && f.srcdoc.includes('127.0.0.1:9/track.png') && !document.getElementById('mc-images-banner')",
+            10,
+        )
+        .await;
+    let pwned = browser
+        .eval("return window.__pwned === undefined", json!([]))
+        .await;
+    assert_eq!(pwned, true, "still no script ran");
     browser
         .wait_for(
             "the count to drop again",
@@ -614,6 +684,83 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
             10,
         )
         .await;
+
+    // Narrow window: the list alone, then the message alone with a way back.
+    browser.set_window_size(420, 800).await;
+    browser
+        .wait_for(
+            "the Back button",
+            &format!("{VISIBLE}('mc-back')"),
+            10,
+        )
+        .await;
+    browser.click("#mc-back").await;
+    browser
+        .wait_for(
+            "the narrow layout",
+            &format!("{VISIBLE}('mc-list-pane') && document.getElementById('mc-reader').offsetParent === null"),
+            10,
+        )
+        .await;
+    browser.screenshot("mail-narrow").await;
+    browser.click("#mc-list .mc-row").await;
+    browser
+        .wait_for(
+            "the narrow reader",
+            &format!("{VISIBLE}('mc-reader-content') && document.getElementById('mc-list-pane').offsetParent === null"),
+            10,
+        )
+        .await;
+    browser.screenshot("mail-narrow-reading").await;
+    browser.click("#mc-back").await;
+    browser
+        .wait_for("the list again", &format!("{VISIBLE}('mc-list-pane')"), 10)
+        .await;
+    browser.set_window_size(1280, 800).await;
+
+    // Sync state: "Sync now" works; a revoked grant shows "Re-link", which links it again.
+    browser.click(&format!("#mc-account-{alice_id} .mc-sync")).await;
+    browser
+        .wait_for(
+            "the sync toast",
+            "return [...document.querySelectorAll('.mc-toast')].some(e => e.textContent.includes('is up to date'))",
+            15,
+        )
+        .await;
+    app.sandbox_post("/__sandbox/tokens/revoke", json!({"email": ALICE}))
+        .await;
+    browser.click(&format!("#mc-account-{alice_id} .mc-sync")).await;
+    browser
+        .wait_for(
+            "the Re-link button",
+            &format!("return document.querySelector('#mc-account-{alice_id} .mc-relink') !== null"),
+            15,
+        )
+        .await;
+    browser.screenshot("mail-reauth").await;
+    let main = browser.current_window().await;
+    let known = browser.window_handles().await;
+    browser.click(&format!("#mc-account-{alice_id} .mc-relink")).await;
+    let popup = browser.wait_for_new_window(&known).await;
+    browser.switch_to(&popup).await;
+    browser
+        .wait_for("the consent page", "return document.querySelector('a.account[data-account=\"alice@gmail.test\"]') !== null", 15)
+        .await;
+    browser
+        .click("a.account[data-account=\"alice@gmail.test\"]")
+        .await;
+    browser
+        .wait_for("the linked page", "return document.getElementById('result') && document.getElementById('result').dataset.ok", 15)
+        .await;
+    browser.switch_to(&main).await;
+    browser
+        .wait_for(
+            "the mailbox active again",
+            &format!("var a = document.getElementById('mc-account-{alice_id}'); return a && a.dataset.status === 'active' && !a.querySelector('.mc-relink')"),
+            15,
+        )
+        .await;
+    assert_eq!(app.accounts(MEMBER).await[0]["status"], "active");
 
     // Simplified Chinese.
     sign_in(&browser, &app, MEMBER, Some("zh-CN")).await;
