@@ -16,16 +16,24 @@ use crate::state::AppState;
 /// only, as Gmail's and Outlook's own badges count (spam, trash, drafts and sent never light it).
 const BADGE_FOLDERS: &[&str] = &["inbox"];
 
+/// One account's answer being built.
+#[derive(Default)]
+struct AccountCounts {
+    unread: i64,
+    folders: Map<String, Value>,
+    folder_names: Map<String, Value>,
+}
+
 pub async fn unread_count(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> {
     let user_id = ctx.identity.user_id;
     let counts = state
         .db
         .run(move |c| db::unread::for_user(c, user_id))
         .await?;
-    let mut per_account: BTreeMap<i64, (i64, Map<String, Value>, Map<String, Value>)> = counts
+    let mut per_account: BTreeMap<i64, AccountCounts> = counts
         .accounts
         .iter()
-        .map(|id| (*id, (0, Map::new(), Map::new())))
+        .map(|id| (*id, AccountCounts::default()))
         .collect();
     for (account_id, folder, unread) in &counts.folders {
         let Some(entry) = per_account.get_mut(account_id) else {
@@ -34,22 +42,22 @@ pub async fn unread_count(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpRe
         // Counters are kept by triggers; never show a negative number if one drifted.
         let n = (*unread).max(0);
         if BADGE_FOLDERS.contains(&folder.as_str()) {
-            entry.0 += n;
+            entry.unread += n;
         }
-        entry.1.insert(folder.clone(), json!(n));
+        entry.folders.insert(folder.clone(), json!(n));
     }
     for (account_id, folder, name) in &counts.folder_names {
         if let Some(entry) = per_account.get_mut(account_id) {
-            entry.2.insert(folder.clone(), json!(name));
+            entry.folder_names.insert(folder.clone(), json!(name));
         }
     }
-    let total: i64 = per_account.values().map(|e| e.0).sum();
+    let total: i64 = per_account.values().map(|e| e.unread).sum();
     let accounts: Vec<Value> = counts
         .accounts
         .iter()
         .filter_map(|id| {
-            per_account.remove(id).map(|(unread, folders, names)| {
-                json!({"accountId": id, "unread": unread, "folders": folders, "folderNames": names})
+            per_account.remove(id).map(|a| {
+                json!({"accountId": id, "unread": a.unread, "folders": a.folders, "folderNames": a.folder_names})
             })
         })
         .collect();
