@@ -60,6 +60,7 @@ pub mod oauth_states;
 pub mod schema;
 pub mod settings;
 pub mod sync;
+pub mod unread;
 
 pub mod labels;
 pub mod notes;
