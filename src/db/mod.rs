@@ -17,6 +17,9 @@ pub mod sync;
 pub mod labels;
 pub mod notes;
 
+pub mod general_settings;
+pub mod mass;
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
