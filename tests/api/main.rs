@@ -17,3 +17,5 @@ mod webdriver;
 
 mod labels;
 mod notes;
+
+mod mass;
