@@ -673,7 +673,25 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     assert_eq!(body["data"]["massRatePerMinute"], 45, "stored");
 
     // The scheduler uses the new interval: the next sync is ~100 s after the last.
-    let account = linked(&app, MEMBER, GMAIL).await;
+    let account = app.link(MEMBER, "google", GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    let synced = || async {
+        use diesel::prelude::*;
+        use email_manager::db::schema::mail_accounts::dsl as a;
+        app.state
+            .db
+            .run(move |c| {
+                Ok(a::mail_accounts
+                    .filter(a::id.eq(account))
+                    .select(a::last_sync_at)
+                    .first::<Option<i64>>(c)?)
+            })
+            .await
+            .expect("account")
+            .is_some()
+    };
+    wait_until("the scheduler syncs the new account", 20, synced).await;
     let (next, last): (i64, Option<i64>) = {
         use diesel::prelude::*;
         use email_manager::db::schema::mail_accounts::dsl as a;
