@@ -65,6 +65,9 @@ pub mod unread;
 pub mod labels;
 pub mod notes;
 
+pub mod general_settings;
+pub mod mass;
+
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
