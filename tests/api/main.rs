@@ -19,3 +19,4 @@ mod labels;
 mod notes;
 
 mod mail_center;
+mod mass;
