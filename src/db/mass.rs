@@ -351,7 +351,12 @@ fn throttle(conn: &mut DbConnection, account_id: i64, now: i64) -> Result<Thrott
 }
 
 /// A 429: nothing before `until`, and the rate halved (down to [`MIN_RATE_PERMILLE`]).
-pub fn slow_down(conn: &mut DbConnection, account_id: i64, until: i64, now: i64) -> Result<(), DbError> {
+pub fn slow_down(
+    conn: &mut DbConnection,
+    account_id: i64,
+    until: i64,
+    now: i64,
+) -> Result<(), DbError> {
     let t = throttle(conn, account_id, now)?;
     diesel::update(mail_mass_throttle::table.find(account_id))
         .set((

@@ -867,3 +867,108 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
 fn expired_token() -> String {
     email_manager::auth::sign_dev_token(JWT_SECRET.as_bytes(), MEMBER, -3600).expect("sign")
 }
+
+#[actix_web::test]
+async fn a_long_mailbox_loads_page_by_page_while_scrolling() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let bob = app.link(OTHER_MEMBER, "google", BOB).await;
+    let bob_id = bob["id"].as_i64().expect("id");
+    // The generator's mix: threads, charsets, attachments, hostile HTML, every folder.
+    app.sandbox_post(
+        &format!("/__sandbox/mailboxes/{BOB}/generate"),
+        json!({"count": 400, "seed": 11, "days": 20}),
+    )
+    .await;
+    sync(&app, OTHER_MEMBER, bob_id).await;
+    let filter = json!({"folder": "inbox"}).to_string();
+    let (_, listed) = app
+        .call(
+            OTHER_MEMBER,
+            None,
+            "mailMessages:list",
+            &[
+                ("filter", filter.as_str()),
+                ("groupBy", "thread"),
+                ("pageSize", "1"),
+            ],
+            None,
+        )
+        .await;
+    let threads = listed["meta"]["count"].as_i64().expect("count");
+    assert!(
+        threads > 100,
+        "enough inbox threads for three pages: {threads}"
+    );
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, OTHER_MEMBER, None).await;
+    browser
+        .wait_for(
+            "the first page",
+            "return document.querySelectorAll('#mc-list .mc-row').length === 50",
+            15,
+        )
+        .await;
+    let shown = browser
+        .eval(&text_of_script("mc-list-count"), json!([]))
+        .await;
+    assert_eq!(shown, format!("{threads} conversations"));
+    // Scrolling to the end brings the next page, and again.
+    for expected in [100, 150.min(threads)] {
+        browser
+            .eval(
+                "var l = document.getElementById('mc-list'); l.scrollTop = l.scrollHeight; l.dispatchEvent(new Event('scroll')); return true;",
+                json!([]),
+            )
+            .await;
+        browser
+            .wait_for(
+                "the next page",
+                &format!(
+                    "return document.querySelectorAll('#mc-list .mc-row').length === {expected}"
+                ),
+                15,
+            )
+            .await;
+    }
+    // No row twice.
+    let distinct = browser
+        .eval(
+            "var ids = [...document.querySelectorAll('#mc-list .mc-row')].map(r => r.dataset.id); return new Set(ids).size === ids.length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(distinct, true);
+    // Every generated message opens without an error, hostile ones included (a sample).
+    for i in [0, 7, 23, 42] {
+        browser
+            .eval(
+                &format!(
+                    "document.querySelectorAll('#mc-list .mc-row')[{i}].click(); return true;"
+                ),
+                json!([]),
+            )
+            .await;
+        browser
+            .wait_for(
+                "the message",
+                &format!("var rows = document.querySelectorAll('#mc-list .mc-row'); return rows[{i}].classList.contains('open') && document.getElementById('mc-body-frame') !== null"),
+                10,
+            )
+            .await;
+    }
+    let state = browser
+        .eval(
+            "return [window.__pwned === undefined, document.querySelectorAll('.mc-toast.error').length]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(state, json!([true, 0]));
+    browser.quit().await;
+    app.stop().await;
+}
+
+fn text_of_script(id: &str) -> String {
+    format!("return (document.getElementById('{id}') || {{}}).textContent || ''")
+}

@@ -446,16 +446,24 @@
     return f;
   }
 
-  function loadList(append) {
+  // mode: undefined/false (a new list: page 1, cursor and ticks reset), true (append the next
+  // page), "keep" (the same list after a change: as many rows as loaded, cursor and ticks kept).
+  let listLoading = false;
+  function loadList(mode) {
     const seq = ++listSeq;
-    if (!append) {
+    const append = mode === true;
+    const keep = mode === "keep";
+    const keptId = keep && state.items[state.cursor] ? state.items[state.cursor].id : null;
+    if (!append && !keep) {
       state.page = 1;
       state.checked.clear();
       $("mc-select-all").checked = false;
     }
+    const page = keep ? 1 : state.page;
+    const pageSize = keep ? Math.min(200, PAGE_SIZE * state.page) : PAGE_SIZE;
     const drafts = state.folder === "drafts" && !state.search;
     const req = drafts
-      ? api("mailDrafts", "list", { params: { accountId: state.accountId || undefined, page: state.page, pageSize: PAGE_SIZE } })
+      ? api("mailDrafts", "list", { params: { accountId: state.accountId || undefined, page, pageSize } })
       : api("mailMessages", "list", {
           params: {
             filter: listFilter(),
@@ -463,25 +471,46 @@
             groupBy: "thread",
             sort: "-date",
             appends: "labels",
-            page: state.page,
-            pageSize: PAGE_SIZE,
+            page,
+            pageSize,
           },
         });
+    listLoading = true;
     $("mc-list").setAttribute("aria-busy", "true");
     return req
       .then((r) => {
         if (seq !== listSeq) return;
         const rows = (r.data || []).map((x) => (drafts ? Object.assign({ _draft: true }, x) : x));
         state.items = append ? state.items.concat(rows) : rows;
-        state.totalPage = r.meta.totalPage || 0;
-        $("mc-list-count").textContent = t(drafts ? "list.countDrafts" : "list.count", { n: r.meta.count || 0 });
-        if (!append) state.cursor = state.items.length ? 0 : -1;
+        const count = r.meta.count || 0;
+        state.totalPage = Math.ceil(count / PAGE_SIZE);
+        $("mc-list-count").textContent = t(drafts ? "list.countDrafts" : "list.count", { n: count });
+        if (keep) {
+          const ids = new Set(state.items.map((x) => x.id));
+          state.checked.forEach((id) => ids.has(id) || state.checked.delete(id));
+          const at = state.items.findIndex((x) => x.id === keptId);
+          state.cursor = !state.items.length ? -1 : at >= 0 ? at : Math.max(0, Math.min(state.cursor, state.items.length - 1));
+        } else if (!append) state.cursor = state.items.length ? 0 : -1;
         renderList();
+        highlightOpen();
       })
       .catch(fail)
       .finally(() => {
-        if (seq === listSeq) $("mc-list").removeAttribute("aria-busy");
+        if (seq === listSeq) {
+          listLoading = false;
+          $("mc-list").removeAttribute("aria-busy");
+        }
       });
+  }
+
+  // Scrolling near the end of the list loads the next page (the button does the same).
+  function loadMoreIfNeeded() {
+    const ul = $("mc-list");
+    if (listLoading || state.page >= state.totalPage) return;
+    if (ul.scrollTop + ul.clientHeight >= ul.scrollHeight - 200) {
+      state.page += 1;
+      loadList(true);
+    }
   }
 
   function renderList() {
@@ -863,7 +892,7 @@
       .then((d) => {
         replaceRows(d);
         if (state.current && ids.includes(state.current.id) && !(opts && opts.quiet)) renderReader();
-        return Promise.all([loadCounts(), loadList(false)]);
+        return Promise.all([loadCounts(), loadList("keep")]);
       })
       .then(() => highlightOpen())
       .catch(fail);
@@ -889,8 +918,10 @@
 
   function afterRemoval(ids) {
     if (state.current && ids.includes(state.current.id)) closeReader();
+    state.checked.clear();
+    $("mc-select-all").checked = false;
     loadCounts().catch(fail);
-    loadList(false);
+    loadList("keep");
   }
 
   function changeLabels(id, values) {
@@ -900,7 +931,7 @@
           state.current.labels = d.labels || [];
           renderReader();
         }
-        loadList(false);
+        loadList("keep");
         loadCounts().catch(() => {});
       })
       .catch(fail);
@@ -911,7 +942,7 @@
       .then((d) => {
         replaceRows(d);
         if (state.current && state.current.id === id) renderReader();
-        loadList(false);
+        loadList("keep");
       })
       .catch(fail);
   }
@@ -931,7 +962,7 @@
     return Promise.all([loadAccounts(), loadCounts(), loadLabels()])
       .then(() => {
         renderFolders();
-        return loadList(false);
+        return loadList("keep");
       })
       .catch(fail);
   }
@@ -986,6 +1017,8 @@
     const bulk = (fn) => () => {
       const ids = bulkIds();
       if (!ids.length) return toast(t("bulk.nothing"), "error");
+      state.checked.clear();
+      $("mc-select-all").checked = false;
       fn(ids);
     };
     $("mc-bulk-read").addEventListener("click", bulk((ids) => setFlags(ids, { unread: false })));
@@ -993,9 +1026,11 @@
     $("mc-bulk-archive").addEventListener("click", bulk((ids) => moveTo(ids, "archive")));
     $("mc-bulk-trash").addEventListener("click", bulk((ids) => trash(ids)));
     $("mc-more").addEventListener("click", () => {
+      if (listLoading) return;
       state.page += 1;
       loadList(true);
     });
+    $("mc-list").addEventListener("scroll", loadMoreIfNeeded, { passive: true });
     $("mc-compose").addEventListener("click", () => composeWith("new"));
     $("mc-mass").addEventListener("click", (e) => {
       e.preventDefault();
@@ -1062,7 +1097,13 @@
     // The unread counts (and the "last sync" times) stay current without reloading the list.
     setInterval(() => {
       if (document.hidden || signingIn) return;
-      loadCounts().catch(() => {});
+      const before = JSON.stringify(state.counts && state.counts.accounts);
+      loadCounts()
+        .then(() => {
+          // New or changed mail (a sync ran): show it without losing the place in the list.
+          if (JSON.stringify(state.counts && state.counts.accounts) !== before) loadList("keep");
+        })
+        .catch(() => {});
       loadAccounts().catch(() => {});
     }, POLL_MS);
   }
