@@ -585,6 +585,46 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         "{got}"
     );
 
+    // A to-do with a due date; the row shows the mark.
+    browser.click("#mc-todo").await;
+    browser
+        .wait_for(
+            "the due date field",
+            "var d = document.getElementById('mc-todo-due'); return d && !d.disabled",
+            10,
+        )
+        .await;
+    browser
+        .eval(
+            "var d = document.getElementById('mc-todo-due'); d.value = '2026-12-05'; d.dispatchEvent(new Event('change')); return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the to-do mark",
+            "var r = [...document.querySelectorAll('#mc-list .mc-row')].find(e => e.textContent.includes('Quarterly invoice')); var m = MailApp.selectedMessage(); return r && r.querySelector('.mc-todo') !== null && m && (m.todoDueAt || '').startsWith('2026-12-05')",
+            10,
+        )
+        .await;
+    let (_, got) = app
+        .call(
+            MEMBER,
+            None,
+            "mailMessages:get",
+            &[("filterByTk", &invoice_id.to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(got["data"]["todo"], true, "{got}");
+    assert!(
+        got["data"]["todoDueAt"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("2026-12-05"),
+        "{got}"
+    );
+
     // Back to the whole inbox: open the hostile thread. Nothing in it runs.
     browser
         .eval(
@@ -729,12 +769,86 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         )
         .await;
 
+    // `e` archives the open message; it leaves the inbox.
+    browser
+        .eval(
+            "[...document.querySelectorAll('#mc-list .mc-row')].find(e => e.textContent.includes('Weekly update 0')).click(); return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "Weekly update 0 open",
+            "var s = document.getElementById('mc-subject'); return s && s.textContent === 'Weekly update 0'",
+            10,
+        )
+        .await;
+    browser
+        .eval(
+            "document.activeElement && document.activeElement.blur(); document.dispatchEvent(new KeyboardEvent('keydown', {key: 'e', bubbles: true})); return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the archived row to leave",
+            "return ![...document.querySelectorAll('#mc-list .mc-row')].some(e => e.textContent.includes('Weekly update 0'))",
+            10,
+        )
+        .await;
+    let archived = message_id(&app, MEMBER, "Weekly update 0").await;
+    let (_, got) = app
+        .call(
+            MEMBER,
+            None,
+            "mailMessages:get",
+            &[("filterByTk", &archived.to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(got["data"]["folder"], "archive", "{got}");
+
+    // The Drafts folder lists the saved drafts (compose reopens them).
+    let (status, draft) = app
+        .call(
+            MEMBER,
+            None,
+            "mailDrafts:create",
+            &[],
+            Some(json!({"accountId": alice_id, "to": ["Ann <ann@example.test>"], "subject": "Draft plan", "text": "Half written"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{draft}");
+    let draft_id = draft["data"]["id"].as_i64().expect("draft id");
+    browser.click("#mc-folder-drafts a").await;
+    browser
+        .wait_for(
+            "the draft row",
+            &format!("var r = document.getElementById('mc-draft-{draft_id}'); return r && r.textContent.includes('Draft plan')"),
+            10,
+        )
+        .await;
+    browser.click("#mc-folder-inbox a").await;
+
     // Narrow window: the list alone, then the message alone with a way back.
     browser.set_window_size(420, 800).await;
-    browser
-        .wait_for("the Back button", &format!("{VISIBLE}('mc-back')"), 10)
+    let (_, got) = app
+        .call(
+            MEMBER,
+            None,
+            "mailMessages:get",
+            &[("filterByTk", &invoice_id.to_string())],
+            None,
+        )
         .await;
-    browser.click("#mc-back").await;
+    assert_eq!(got["data"]["todo"], true, "the to-do stays: {got}");
+    let marks = browser
+        .eval(
+            "var r = [...document.querySelectorAll('#mc-list .mc-row')].find(e => e.textContent.includes('Quarterly invoice')); return r ? r.querySelector('.mc-marks').innerHTML : null",
+            json!([]),
+        )
+        .await;
+    assert!(marks.as_str().unwrap_or("").contains("mc-todo"), "{marks}");
     browser
         .wait_for(
             "the narrow layout",
