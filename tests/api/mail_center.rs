@@ -302,6 +302,9 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         ALICE,
         json!({"from": "Eve Vendor <eve@vendor.test>", "to": [ALICE], "subject": "Account notice",
                "text": "Please confirm your account.", "unread": false,
+               "html": "<p>Please confirm your account.</p><img src=\"cid:logo@vendor.test\" alt=\"logo\">",
+               "attachments": [{"filename": "logo.png", "contentType": "image/png", "contentId": "logo@vendor.test",
+                                "data": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="}],
                "receivedAt": "2026-11-25T08:00:00Z"}),
     )
     .await;
@@ -726,6 +729,19 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
                 "return document.getElementById('mc-count-inbox').textContent === '{}'",
                 inbox_unread - 2
             ),
+            10,
+        )
+        .await;
+
+    // The first message of the thread has an inline (cid:) image: fetched with the token and
+    // handed to the frame as a data: URL, never as an authenticated link.
+    browser
+        .click("#mc-thread .mc-thread-item:first-child a")
+        .await;
+    browser
+        .wait_for(
+            "the inline image",
+            "var f = document.getElementById('mc-body-frame'); return f && f.srcdoc.includes('Please confirm') && f.srcdoc.includes('data:image/png;base64,') && !f.srcdoc.includes('/api/mailAttachments')",
             10,
         )
         .await;

@@ -780,7 +780,6 @@
       frame.srcdoc = base + doc.body.innerHTML;
     };
     if (!imgs.length) return render();
-    imgs.forEach((img) => img.setAttribute("data-mc-src", img.getAttribute("src")), 0);
     Promise.all(
       imgs.map((img) =>
         fetchBlob(img.getAttribute("src"))
