@@ -16,4 +16,5 @@ mod sync;
 mod webdriver;
 
 mod labels;
+mod mail_center_compose;
 mod notes;

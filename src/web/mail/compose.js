@@ -271,7 +271,10 @@
       });
     }
     keydown(e) {
-      if (e.key === 'Enter' || e.key === ',' || e.key === ';' || (e.key === 'Tab' && this.input.value.trim())) {
+      // A comma inside a quoted name ("Lee, Ann" <…>) or angle brackets is part of the address.
+      const open = (this.input.value.split('"').length - 1) % 2 === 1 || this.input.value.lastIndexOf('<') > this.input.value.lastIndexOf('>');
+      const separator = (e.key === ',' || e.key === ';') && !open;
+      if (e.key === 'Enter' || separator || (e.key === 'Tab' && this.input.value.trim())) {
         if (this.input.value.trim()) {
           e.preventDefault();
           this.commit();
@@ -509,7 +512,7 @@
           notes.push(el('div', { id: 'cp-forwarded', class: 'cp-note', text: t('compose.forwardedFiles', { names: files.join(', ') }) }));
         }
       }
-      this.dialog = el('section', { id: 'cp-dialog', class: 'cp-dialog', role: 'dialog', 'aria-labelledby': 'cp-title', 'data-mode': this.mode }, [
+      this.dialog = el('section', { id: 'cp-dialog', class: 'cp-dialog cp-open', role: 'dialog', 'aria-labelledby': 'cp-title', 'data-mode': this.mode }, [
         el('header', { class: 'cp-header' }, [
           el('h2', { id: 'cp-title', text: t(title) }),
           this.status,
@@ -614,8 +617,15 @@
         this.offerDraft();
       }
       this.showSignature();
+      // What was filled in for the mode is not a change of the user's: no draft for it yet.
+      clearTimeout(this.saveTimer);
+      if (!draft) {
+        this.savedSeq = this.changeSeq;
+        this.firstDirtyAt = 0;
+      }
       if (this.mode === 'new' && !draft) this.to.input.focus();
       else placeCaretAtStart(this.body);
+      this.dialog.dataset.ready = '1';
     }
 
     fillFrom() {
@@ -769,17 +779,20 @@
     }
 
     // Saves the current content as the next revision; one save at a time, the latest wins.
-    async save() {
+    // `force` makes a draft even without content (a send needs one).
+    async save(force) {
       clearTimeout(this.saveTimer);
       this.saveTimer = null;
       if (this.saving) {
         await this.saving.catch(() => {});
-        if (!this.dirty()) return;
+        if (!this.dirty() && !(force && !this.draftId)) return;
       }
-      if (!this.dirty() || !this.accountId) return;
+      if ((!this.dirty() && !(force && !this.draftId)) || !this.accountId) return;
       const seq = this.changeSeq;
-      this.firstDirtyAt = 0;
       const values = this.fields();
+      // Recipients alone are not worth a draft: one is made once there is something written.
+      if (!this.draftId && !force && !values.subject.trim() && !values.html && !values.attachments.length) return;
+      this.firstDirtyAt = 0;
       this.setStatus(t('compose.saving'));
       const run = (async () => {
         let d;
@@ -830,7 +843,7 @@
       }
       const srcId = this.source && this.mode !== 'new' ? this.source.id : null;
       const found = list.find((d) => d.id !== this.draftId && (!srcId || d.sourceMessageId === srcId || d.sourceMessageId == null));
-      if (!found || this.draftId || this.closed) return;
+      if (!found || this.closed) return;
       this.offer.textContent = '';
       this.offer.appendChild(el('span', { text: t('compose.draftOffer', { time: timeOf(found.updatedAt) }) + ' ' }));
       this.offer.appendChild(el('button', { id: 'cp-restore', type: 'button', class: 'cp-link', text: t('compose.restore'), onclick: () => { this.offer.hidden = true; this.restore(found.id); } }));
@@ -840,8 +853,14 @@
 
     async restore(id) {
       try {
-        const d = await app().api('mailDrafts', 'get', { params: { filterByTk: id } });
         clearTimeout(this.saveTimer);
+        if (this.saving) await this.saving.catch(() => {});
+        const d = await app().api('mailDrafts', 'get', { params: { filterByTk: id } });
+        // The draft this window may have started meanwhile gives way to the restored one.
+        if (this.draftId && this.draftId !== d.id) {
+          const mine = this.draftId;
+          app().api('mailDrafts', 'destroy', { params: { filterByTk: mine } }).catch(() => {});
+        }
         this.load(d);
       } catch (e) {
         this.showError(e.message);
@@ -973,11 +992,8 @@
       this.sendButton.textContent = t('compose.sending');
       this.dialog.classList.add('cp-busy');
       try {
-        if (!this.draftId || this.dirty()) {
-          if (!this.draftId) this.changeSeq++;
-          await this.save();
-        }
-        if (this.dirty()) await this.save();
+        await this.save(true);
+        if (this.dirty()) await this.save(true);
         const answer = await this.sendDraft();
         this.closed = true;
         clearTimeout(this.saveTimer);

@@ -231,7 +231,7 @@
       const root = document.getElementById('mass-root') || document.body;
       root.textContent = '';
       this.body = el('div', { class: 'mm-body' });
-      this.dialog = el('section', { id: 'mm-dialog', class: 'mm-dialog', role: 'dialog', 'aria-labelledby': 'mm-title' }, [
+      this.dialog = el('section', { id: 'mm-dialog', class: 'mm-dialog mm-open', role: 'dialog', 'aria-labelledby': 'mm-title' }, [
         el('header', { class: 'cp-header mm-header' }, [
           el('h2', { id: 'mm-title', text: t('mass.title') }),
           el('nav', { class: 'mm-tabs' }, [

@@ -1,0 +1,548 @@
+//! The writing side of the mail center in a real headless Chromium, against the sidecar and the
+//! provider sandbox: a reply with a dropped attachment arrives threaded with its bytes intact;
+//! new mail with chips, cc, bold text, a template and the signature; a draft survives a reload
+//! and is gone once sent; an oversize attachment shows the limit and nothing is sent; a
+//! provider refusal shows the server's message.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use email_manager::sync::parse;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::send::{add_fault, insert, linked, local, outbox, raw_of, spawn_app, sync};
+use crate::sync::GMAIL;
+use crate::webdriver::Browser;
+
+/// Opens the mail center signed in as `user` and waits until the shell has its mailboxes.
+async fn open_mail_center(browser: &Browser, app: &TestApp, user: i64) {
+    browser.goto(&format!("{}/admin/mail", app.address)).await;
+    browser
+        .eval(
+            "localStorage.setItem('NOCOBASE_TOKEN', arguments[0]); localStorage.setItem('NOCOBASE_ROLE', 'member'); location.reload(); return true;",
+            json!([app.token(user)]),
+        )
+        .await;
+    wait_ready(browser).await;
+}
+
+async fn wait_ready(browser: &Browser) {
+    browser
+        .wait_for(
+            "the mail center with its mailboxes",
+            "return !!(window.MailApp && window.MailCompose && MailApp.state.accounts && MailApp.state.accounts.length && !document.getElementById('mc-app').classList.contains('hidden'))",
+            20,
+        )
+        .await;
+}
+
+/// Waits for the compose window to have loaded its aliases, signatures and templates.
+async fn wait_compose(browser: &Browser) {
+    browser
+        .wait_for(
+            "the compose window",
+            "var d = document.getElementById('cp-dialog'); return !!(d && d.dataset.ready)",
+            15,
+        )
+        .await;
+}
+
+async fn wait_closed(browser: &Browser, what: &str) {
+    browser
+        .wait_for(what, "return !document.getElementById('cp-dialog')", 30)
+        .await;
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+fn addresses(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["address"].as_str().map(str::to_ascii_lowercase))
+        .collect()
+}
+
+fn bytes(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).rotate_left(seed % 31) >> 5) as u8)
+        .collect()
+}
+
+/// Drops a file on the compose window the way a browser does (a DataTransfer with a File).
+const DROP_FILE: &str = r#"
+const [name, type, b64] = arguments;
+const bin = atob(b64);
+const data = new Uint8Array(bin.length);
+for (let i = 0; i < bin.length; i++) data[i] = bin.charCodeAt(i);
+const dt = new DataTransfer();
+dt.items.add(new File([data], name, {type}));
+const target = document.getElementById('cp-body');
+for (const kind of ['dragenter', 'dragover', 'drop']) {
+  target.dispatchEvent(new DragEvent(kind, {bubbles: true, cancelable: true, dataTransfer: dt}));
+}
+return true;
+"#;
+
+/// Polls `check` until it answers `Some`, failing with `what` after `secs`.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn drafts(app: &TestApp, user: i64) -> Vec<Value> {
+    let (status, body) = app.call(user, None, "mailDrafts:list", &[], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_signature() {
+    let (app, _uploads) = spawn_app(&[]).await;
+    let account = linked(&app, MEMBER, GMAIL).await;
+    let (pid, thread) = insert(
+        &app,
+        GMAIL,
+        json!({
+            "from": "Ann Lee <ann@example.test>",
+            "to": [GMAIL, "Bob <bob@gmail.test>"],
+            "cc": ["Dave <dave@contoso.test>"],
+            "subject": "Quarterly numbers",
+            "text": "Numbers attached.\nSee you.",
+        }),
+    )
+    .await;
+    sync(&app, MEMBER, account).await;
+    let source = local(&app, MEMBER, json!({"providerMessageId": pid}))
+        .await
+        .into_iter()
+        .next()
+        .expect("source synced");
+    let source_id = source["id"].as_i64().expect("id");
+    let source_mid = text(&source["messageId"]);
+    let (status, body) = app
+        .call(
+            MEMBER,
+            None,
+            "mailSignatures:create",
+            &[],
+            Some(json!({"name": "Work", "html": "<p>Best regards, Alice</p>", "isDefault": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .call(
+            MEMBER,
+            None,
+            "mailTemplates:create",
+            &[],
+            Some(json!({"name": "Greeting", "subject": "Hello {{recipient.name}}", "html": "<p>Dear {{recipient.name}},</p>"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let template_id = body["data"]["id"].as_i64().expect("template id");
+
+    let browser = Browser::start().await;
+    open_mail_center(&browser, &app, MEMBER).await;
+
+    // Reply from the reading pane: the recipient and subject are filled in, a file is dropped.
+    browser
+        .eval(
+            "MailApp.openMessage(arguments[0]); return true;",
+            json!([source_id]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the reply button",
+            "return !!document.getElementById('mc-reply')",
+            15,
+        )
+        .await;
+    browser.click("#mc-reply").await;
+    wait_compose(&browser).await;
+    let to = browser
+        .eval(
+            "return [...document.querySelectorAll('#cp-to .cp-chip')].map(c => c.dataset.address)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(to, json!(["ann@example.test"]), "reply goes to the sender");
+    let subject = browser
+        .eval(
+            "return document.getElementById('cp-subject').value",
+            json!([]),
+        )
+        .await;
+    assert_eq!(subject, "Re: Quarterly numbers");
+    browser.send_keys("#cp-body", "Here is the file.").await;
+    let file = bytes(30_000, 11);
+    browser
+        .eval(
+            DROP_FILE,
+            json!([
+                "figures.bin",
+                "application/octet-stream",
+                base64::engine::general_purpose::STANDARD.encode(&file)
+            ]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the dropped file to upload",
+            "return !!document.querySelector('#cp-attachments .cp-att-done[data-name=\"figures.bin\"]')",
+            15,
+        )
+        .await;
+    browser.screenshot("mail-compose-reply").await;
+    browser.click("#cp-send").await;
+    wait_closed(&browser, "the reply to be sent").await;
+
+    let sent = outbox(&app, Some(GMAIL)).await;
+    assert_eq!(sent.len(), 1, "one message: {sent:?}");
+    assert_eq!(sent[0]["threadId"], thread, "the reply stays in the thread");
+    let raw = raw_of(&sent[0]);
+    let p = parse::parse(&raw);
+    assert_eq!(p.subject, "Re: Quarterly numbers");
+    assert_eq!(addresses(&p.to), vec!["ann@example.test"]);
+    assert_eq!(p.in_reply_to.as_deref(), Some(source_mid.as_str()));
+    assert!(
+        p.references
+            .as_deref()
+            .is_some_and(|r| r.contains(&source_mid)),
+        "References: {:?}",
+        p.references
+    );
+    let html = p.html_body.clone().unwrap_or_default();
+    assert!(html.contains("Here is the file."), "{html}");
+    assert!(
+        html.contains("Numbers attached."),
+        "the original is quoted: {html}"
+    );
+    assert!(
+        html.contains("Best regards, Alice"),
+        "the default signature: {html}"
+    );
+    let att = p
+        .attachments
+        .iter()
+        .find(|a| a.filename == "figures.bin")
+        .expect("the attachment arrived");
+    assert_eq!(
+        parse::attachment(&raw, att.index).expect("bytes"),
+        file,
+        "attachment bytes identical"
+    );
+    assert!(
+        drafts(&app, MEMBER).await.is_empty(),
+        "the reply's draft is gone"
+    );
+
+    // New mail: several addresses typed at once, a bad one refused, cc pasted, bold text, a
+    // template, the signature kept.
+    browser.click("#mc-compose").await;
+    wait_compose(&browser).await;
+    browser
+        .send_keys("#cp-to-input", "Zoë Ünal <zoe@example.com>, bob@\u{E007}")
+        .await;
+    browser.click("#cp-show-cc").await;
+    browser
+        .eval(
+            "const dt = new DataTransfer(); dt.setData('text/plain', arguments[0]); document.getElementById('cp-cc-input').dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true})); return true;",
+            json!(["carol@contoso.test; \"Lee, Ann\" <ann.lee@example.org>"]),
+        )
+        .await;
+    let chips = browser
+        .eval(
+            "return [...document.querySelectorAll('#cp-dialog .cp-chip')].map(c => c.dataset.address + (c.classList.contains('cp-chip-invalid') ? '!' : ''))",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        chips,
+        json!([
+            "zoe@example.com",
+            "bob@!",
+            "carol@contoso.test",
+            "ann.lee@example.org"
+        ])
+    );
+    // The template fills subject and text for the first recipient; the signature stays.
+    browser
+        .eval(
+            "const s = document.getElementById('cp-template'); s.value = String(arguments[0]); s.dispatchEvent(new Event('change')); return true;",
+            json!([template_id]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the template in the editor",
+            "return document.getElementById('cp-body').textContent.includes('Dear Zoë Ünal,')",
+            10,
+        )
+        .await;
+    let subject = browser
+        .eval(
+            "return document.getElementById('cp-subject').value",
+            json!([]),
+        )
+        .await;
+    assert_eq!(subject, "Hello Zoë Ünal");
+    // Bold: the typed word selected, then the toolbar button.
+    browser
+        .eval(
+            r#"const b = document.getElementById('cp-body');
+               const p = document.createElement('p'); p.textContent = 'Please read this carefully.'; b.appendChild(p);
+               const r = document.createRange(); r.setStart(p.firstChild, 12); r.setEnd(p.firstChild, 16);
+               const s = getSelection(); s.removeAllRanges(); s.addRange(r); b.focus(); return true;"#,
+            json!([]),
+        )
+        .await;
+    browser.click("#cp-fmt-bold").await;
+    let preview = browser
+        .eval(
+            "return document.getElementById('cp-signature-preview').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(preview, "Best regards, Alice");
+    // The bad address keeps the message from going.
+    browser.click("#cp-send").await;
+    let error = browser
+        .wait_for(
+            "the address error",
+            "var e = document.getElementById('cp-error'); return !e.hidden && e.textContent",
+            5,
+        )
+        .await;
+    assert!(text(&error).contains("bob@"), "{error}");
+    browser.screenshot("mail-compose-new").await;
+    assert_eq!(
+        outbox(&app, Some(GMAIL)).await.len(),
+        1,
+        "nothing more sent"
+    );
+    browser
+        .click("#cp-to .cp-chip-invalid .cp-chip-remove")
+        .await;
+    browser.click("#cp-send").await;
+    wait_closed(&browser, "the new mail to be sent").await;
+
+    let sent = outbox(&app, Some(GMAIL)).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let p = parse::parse(&raw_of(&sent[1]));
+    assert_eq!(p.subject, "Hello Zoë Ünal");
+    assert_eq!(addresses(&p.to), vec!["zoe@example.com"]);
+    assert_eq!(
+        addresses(&p.cc),
+        vec!["carol@contoso.test", "ann.lee@example.org"]
+    );
+    assert_eq!(p.to[0]["name"], "Zoë Ünal");
+    assert_eq!(p.cc[1]["name"], "Lee, Ann");
+    let html = p.html_body.unwrap_or_default();
+    assert!(html.contains("Dear Zoë Ünal,"), "{html}");
+    assert!(html.contains("<b>this</b>"), "bold text: {html}");
+    assert!(
+        html.contains("Best regards, Alice"),
+        "the template did not replace the signature: {html}"
+    );
+    assert!(p.in_reply_to.is_none(), "new mail starts a thread");
+
+    browser.quit().await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_draft_survives_a_reload_and_is_gone_once_sent() {
+    let (app, _uploads) = spawn_app(&[]).await;
+    linked(&app, MEMBER, GMAIL).await;
+    let browser = Browser::start().await;
+    open_mail_center(&browser, &app, MEMBER).await;
+
+    browser.click("#mc-compose").await;
+    wait_compose(&browser).await;
+    browser
+        .send_keys("#cp-to-input", "bob@gmail.test\u{E007}")
+        .await;
+    browser.fill("#cp-subject", "Plans for Friday").await;
+    browser
+        .send_keys("#cp-body", "Draft text that must survive")
+        .await;
+    // Auto-saved within a few seconds, without closing the window.
+    let saved = eventually("the auto-save", 15, || async {
+        drafts(&app, MEMBER)
+            .await
+            .into_iter()
+            .find(|d| text(&d["html"]).contains("must survive"))
+    })
+    .await;
+    assert_eq!(saved["subject"], "Plans for Friday");
+    browser
+        .wait_for(
+            "the saved status",
+            "return document.getElementById('cp-status').textContent.length > 0",
+            5,
+        )
+        .await;
+
+    // A reload loses the page, not the draft: compose to the same recipient offers it.
+    browser
+        .eval("location.reload(); return true;", json!([]))
+        .await;
+    wait_ready(&browser).await;
+    browser.click("#mc-compose").await;
+    wait_compose(&browser).await;
+    browser
+        .send_keys("#cp-to-input", "bob@gmail.test\u{E007}")
+        .await;
+    browser
+        .wait_for(
+            "the draft offer",
+            "var o = document.getElementById('cp-draft-offer'); return o && !o.hidden",
+            10,
+        )
+        .await;
+    browser.click("#cp-restore").await;
+    browser
+        .wait_for(
+            "the restored text",
+            "return document.getElementById('cp-body').textContent.includes('Draft text that must survive')",
+            10,
+        )
+        .await;
+    let subject = browser
+        .eval(
+            "return document.getElementById('cp-subject').value",
+            json!([]),
+        )
+        .await;
+    assert_eq!(subject, "Plans for Friday");
+    browser.screenshot("mail-compose-draft").await;
+    browser.send_keys("#cp-body", " and more").await;
+    browser.click("#cp-send").await;
+    wait_closed(&browser, "the draft to be sent").await;
+
+    let sent = outbox(&app, Some(GMAIL)).await;
+    assert_eq!(sent.len(), 1, "sent once: {sent:?}");
+    let p = parse::parse(&raw_of(&sent[0]));
+    assert_eq!(p.subject, "Plans for Friday");
+    assert_eq!(addresses(&p.to), vec!["bob@gmail.test"]);
+    let html = p.html_body.unwrap_or_default();
+    assert!(
+        html.contains("Draft text that must survive and more"),
+        "{html}"
+    );
+    assert!(drafts(&app, MEMBER).await.is_empty(), "the draft is gone");
+    assert_eq!(app.count("mail_outgoing").await, 1);
+
+    browser.quit().await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn an_oversize_attachment_shows_the_limit_and_a_refusal_shows_the_reason() {
+    let (app, uploads) = spawn_app(&[("EMAIL_MANAGER__MAIL__UPLOAD_MAX_BYTES", "40000")]).await;
+    linked(&app, MEMBER, GMAIL).await;
+    let big = uploads.path().join("big-report.pdf");
+    std::fs::write(&big, bytes(60_000, 3)).expect("write the file");
+    let browser = Browser::start().await;
+    open_mail_center(&browser, &app, MEMBER).await;
+
+    browser.click("#mc-compose").await;
+    wait_compose(&browser).await;
+    browser
+        .send_keys("#cp-to-input", "bob@gmail.test\u{E007}")
+        .await;
+    browser.fill("#cp-subject", "The report").await;
+    browser.send_keys("#cp-body", "See the report.").await;
+    browser.send_keys("#cp-file", &big.to_string_lossy()).await;
+    let error = browser
+        .wait_for(
+            "the size error",
+            "var e = document.querySelector('#cp-attachments .cp-att-error span.cp-att-error'); return e && e.textContent",
+            15,
+        )
+        .await;
+    let error = text(&error);
+    assert!(error.contains("big-report.pdf"), "{error}");
+    assert!(error.contains("too large"), "{error}");
+    assert!(error.contains("39 KB"), "the limit is shown: {error}");
+    browser.screenshot("mail-compose-too-large").await;
+
+    // Sending with the failed file still listed is refused in the page.
+    browser.click("#cp-send").await;
+    browser
+        .wait_for(
+            "the send refusal",
+            "return document.getElementById('cp-error').textContent.includes('could not be added')",
+            5,
+        )
+        .await;
+    assert!(outbox(&app, None).await.is_empty(), "nothing sent");
+    assert_eq!(app.count("mail_uploads").await, 0, "nothing stored");
+    assert_eq!(app.count("mail_outgoing").await, 0);
+
+    // The limit is known now: a second big file is refused without uploading.
+    let uploads_before = app.count("mail_uploads").await;
+    browser.send_keys("#cp-file", &big.to_string_lossy()).await;
+    browser
+        .wait_for(
+            "the second size error",
+            "return document.querySelectorAll('#cp-attachments li.cp-att-error').length === 2",
+            5,
+        )
+        .await;
+    assert_eq!(app.count("mail_uploads").await, uploads_before);
+
+    // Without the files, a refusal by the provider shows the server's message.
+    browser
+        .eval(
+            "document.querySelectorAll('#cp-attachments .cp-att-remove').forEach(b => b.click()); return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the files removed",
+            "return document.querySelectorAll('#cp-attachments li').length === 0",
+            5,
+        )
+        .await;
+    add_fault(
+        &app,
+        json!({"path_prefix": "/google/gmail/v1/users/me/messages/send", "method": "POST", "status": 400, "count": 1}),
+    )
+    .await;
+    browser.click("#cp-send").await;
+    let refused = browser
+        .wait_for(
+            "the provider's refusal",
+            "var e = document.getElementById('cp-error'); return !e.hidden && e.textContent.startsWith('Not sent') && e.textContent",
+            30,
+        )
+        .await;
+    assert!(text(&refused).len() > "Not sent: ".len(), "{refused}");
+    assert!(outbox(&app, None).await.is_empty(), "nothing sent");
+    let still_open = browser
+        .eval("return !!document.getElementById('cp-dialog')", json!([]))
+        .await;
+    assert_eq!(still_open, true, "the window stays open with the text");
+    browser.screenshot("mail-compose-refused").await;
+
+    browser.quit().await;
+    app.stop().await;
+}
