@@ -952,7 +952,7 @@
 
     renderAttachments() {
       this.attachList.textContent = '';
-      this.attachments.forEach((a, i) => {
+      this.attachments.forEach((a) => {
         const li = el('li', { class: 'cp-att cp-att-' + a.state, 'data-name': a.filename }, [
           el('span', { class: 'cp-att-name', text: a.filename }),
           el('span', { class: 'cp-att-size', text: a.state === 'uploading' ? t('compose.uploading') : formatSize(a.size) }),
@@ -963,7 +963,8 @@
             'aria-label': t('compose.removeAttachment', { name: a.filename }),
             text: '×',
             onclick: () => {
-              this.attachments.splice(i, 1);
+              const at = this.attachments.indexOf(a);
+              if (at >= 0) this.attachments.splice(at, 1);
               if (a.uploadId) app().api('mailUploads', 'destroy', { params: { filterByTk: a.uploadId } }).catch(() => {});
               this.renderAttachments();
               if (a.uploadId) this.changed();
