@@ -551,3 +551,99 @@ async fn an_oversize_attachment_shows_the_limit_and_a_refusal_shows_the_reason()
     browser.quit().await;
     app.stop().await;
 }
+
+/// Opens the mass-mailing panel from the left column.
+async fn open_mass_panel(browser: &Browser) {
+    browser.click("#mc-mass").await;
+    browser
+        .wait_for(
+            "the mass-mailing form",
+            "return !!document.getElementById('mm-start')",
+            15,
+        )
+        .await;
+}
+
+#[actix_web::test]
+async fn the_mass_panel_reads_a_pasted_list_and_a_csv_file() {
+    let (app, dir) = spawn_app(&[]).await;
+    linked(&app, MEMBER, GMAIL).await;
+    let csv = dir.path().join("customers.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}Name;E-mail;Company\r\n\"Lee; Ann\";ann@example.org;\"Smith \"\"&\"\" Sons\"\r\nBob;bob@example.org;\"Multi\nline\"\r\n",
+    )
+    .expect("write the csv");
+    let browser = Browser::start().await;
+    open_mail_center(&browser, &app, MEMBER).await;
+    open_mass_panel(&browser).await;
+
+    browser
+        .fill(
+            "#mm-paste",
+            "Ann Lee <ann@example.org>\n\nbob@example.org\n",
+        )
+        .await;
+    let count = browser
+        .eval(
+            "return document.getElementById('mm-paste-count').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(count, "2 lines");
+    let parsed = browser
+        .eval(
+            "return MailMass._parsePasted(document.getElementById('mm-paste').value)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        parsed,
+        json!([{"email": "ann@example.org", "name": "Ann Lee"}, {"email": "bob@example.org"}])
+    );
+
+    browser.click("#mm-source-csv").await;
+    browser.send_keys("#mm-csv", &csv.to_string_lossy()).await;
+    let summary = browser
+        .wait_for(
+            "the CSV summary",
+            "return document.getElementById('mm-csv-summary').textContent",
+            10,
+        )
+        .await;
+    assert_eq!(
+        summary,
+        "2 rows; variables: {{Name}} {{E-mail}} {{Company}}"
+    );
+    let picked = browser
+        .eval(
+            "return [document.getElementById('mm-email-column').value, document.getElementById('mm-name-column').value]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(picked, json!(["E-mail", "Name"]));
+    let records = browser
+        .eval("return MailMass.current().csv.records", json!([]))
+        .await;
+    assert_eq!(
+        records,
+        json!([
+            {"Name": "Lee; Ann", "E-mail": "ann@example.org", "Company": "Smith \"&\" Sons"},
+            {"Name": "Bob", "E-mail": "bob@example.org", "Company": "Multi\nline"},
+        ])
+    );
+    // Nothing to say yet: a subject and a message (or a template) are needed.
+    browser.click("#mm-start").await;
+    let error = browser
+        .wait_for(
+            "the missing-body error",
+            "var e = document.getElementById('mm-error'); return !e.hidden && e.textContent",
+            5,
+        )
+        .await;
+    assert!(text(&error).contains("subject"), "{error}");
+    browser.screenshot("mail-mass-form").await;
+
+    browser.quit().await;
+    app.stop().await;
+}

@@ -420,7 +420,7 @@
       button('italic', t('compose.italic'), 'I', () => run('italic')),
       button('ul', t('compose.bulleted'), '•', () => run('insertUnorderedList')),
       button('ol', t('compose.numbered'), '1.', () => run('insertOrderedList')),
-      button('link', t('compose.link'), '🔗', () => {
+      button('link', t('compose.link'), t('compose.link'), () => {
         const url = window.prompt(t('compose.linkPrompt'), 'https://');
         if (!url || url === 'https://') return;
         // Only links a mail client will follow; no javascript: and friends.
@@ -428,7 +428,7 @@
         run('createLink', url.trim());
       }),
       button('quote', t('compose.quote'), '❝', () => run('formatBlock', 'blockquote')),
-      button('clear', t('compose.clearFormat'), '⨯', () => { run('removeFormat'); run('formatBlock', 'div'); }),
+      button('clear', t('compose.clearFormat'), 'Tx', () => { run('removeFormat'); run('formatBlock', 'div'); }),
     ]);
   }
 
@@ -542,7 +542,7 @@
         ]),
         el('footer', { class: 'cp-footer' }, [
           this.sendButton,
-          el('label', { class: 'cp-attach', title: t('compose.attach') }, [this.file, el('span', { text: '📎 ' + t('compose.attach') })]),
+          el('label', { class: 'cp-attach', title: t('compose.attach') }, [this.file, el('span', { text: '+ ' + t('compose.attach') })]),
           el('span', { class: 'cp-spacer' }),
           el('button', { id: 'cp-discard', type: 'button', class: 'cp-danger', text: t('compose.discard'), onclick: () => this.discard() }),
         ]),
