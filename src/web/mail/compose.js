@@ -516,7 +516,11 @@
         el('header', { class: 'cp-header' }, [
           el('h2', { id: 'cp-title', text: t(title) }),
           this.status,
-          el('button', { id: 'cp-minimize', type: 'button', class: 'cp-icon', title: t('compose.minimize'), 'aria-label': t('compose.minimize'), text: '–', onclick: () => this.dialog.classList.toggle('cp-minimized') }),
+          el('button', { id: 'cp-minimize', type: 'button', class: 'cp-icon', title: t('compose.minimize'), 'aria-label': t('compose.minimize'), text: '–', onclick: () => {
+            // Folded away, the window leaves the keyboard to the shell again.
+            const folded = this.dialog.classList.toggle('cp-minimized');
+            this.dialog.classList.toggle('cp-open', !folded);
+          } }),
           el('button', { id: 'cp-close', type: 'button', class: 'cp-icon', title: t('compose.close'), 'aria-label': t('compose.close'), text: '×', onclick: () => this.close() }),
         ]),
         el('div', { class: 'cp-content' }, [
@@ -1195,6 +1199,10 @@
   }
   register();
   if (!register.done) document.addEventListener('DOMContentLoaded', register);
+  // Leaving the page or the tab: save what is pending now rather than in two seconds.
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden && current && current.dirty()) current.save().catch(() => {});
+  });
 
   window.MailCompose = {
     open,
