@@ -58,6 +58,7 @@ enum Outcome {
 fn outcome(e: &ProviderError, refused: String) -> Outcome {
     match e {
         ProviderError::RateLimited { .. }
+        | ProviderError::QuotaExceeded(_)
         | ProviderError::Transient(_)
         | ProviderError::Unauthorized => Outcome::Later {
             reason: e.to_string(),

@@ -55,6 +55,8 @@ impl Application {
             writeback: Default::default(),
             labels: Default::default(),
             drafts: Default::default(),
+            general: Default::default(),
+            mass: Default::default(),
         });
 
         let port = listener
@@ -102,6 +104,10 @@ impl Application {
         crate::label_writeback::spawn(state.clone());
         // Drafts' provider copies, coalesced; their state is in the database.
         crate::draft_mirror::spawn(state.clone());
+        // Mass mailings: the jobs and every recipient's state are in the database.
+        if settings.mail.mass_worker {
+            crate::mass::spawn(state.clone());
+        }
         Ok(Application {
             port,
             server,

@@ -63,6 +63,7 @@ fn outcome(e: &ProviderError, trashing: bool) -> Outcome {
             Outcome::Refused("the message is no longer at the provider".into())
         }
         ProviderError::RateLimited { .. }
+        | ProviderError::QuotaExceeded(_)
         | ProviderError::Transient(_)
         | ProviderError::Unauthorized => Outcome::Later {
             reason: e.to_string(),

@@ -60,9 +60,13 @@ pub mod oauth_states;
 pub mod schema;
 pub mod settings;
 pub mod sync;
+pub mod unread;
 
 pub mod labels;
 pub mod notes;
+
+pub mod general_settings;
+pub mod mass;
 
 use std::time::Duration;
 

@@ -18,3 +18,6 @@ mod webdriver;
 mod labels;
 mod mail_center_compose;
 mod notes;
+
+mod mail_center;
+mod mass;

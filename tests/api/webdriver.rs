@@ -252,6 +252,16 @@ impl Browser {
         path
     }
 
+    /// Resizes the window (outer size), e.g. to check the narrow layout.
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     pub async fn quit(self) {
         let _ = self
             .http

@@ -498,7 +498,7 @@
     const unread = m.threadUnread > 0 || m.unread;
     const sender = state.folder === "sent" ? t("list.toPrefix", { who: (m.to || []).map(person).join(", ") }) : person(m.from);
     const marks = el("span", { className: "mc-marks" }, [
-      m.hasAttachments ? el("span", { className: "mc-mark mc-attach", title: t("mark.attachment"), text: "\u{1F4CE}" }) : null,
+      m.hasAttachments ? el("span", { className: "mc-mark mc-attach", title: t("mark.attachment"), "aria-label": t("mark.attachment") }) : null,
       m.todo ? el("span", { className: "mc-mark mc-todo", title: t("mark.todo"), text: "\u2611" }) : null,
       m.starred ? el("span", { className: "mc-mark mc-star", title: t("mark.starred"), text: "\u2605" }) : null,
     ]);
