@@ -649,7 +649,6 @@ async fn the_mass_panel_reads_a_pasted_list_and_a_csv_file() {
 }
 
 #[actix_web::test]
-#[ignore = "needs mailMassMessages from branch mass; passes with it merged (un-ignore once it is on main)"]
 async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
     let (app, _uploads) = spawn_app(&[("EMAIL_MANAGER__MAIL__MASS_RATE_PER_MINUTE", "6000")]).await;
     linked(&app, MEMBER, GMAIL).await;
