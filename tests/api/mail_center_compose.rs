@@ -119,6 +119,7 @@ async fn drafts(app: &TestApp, user: i64) -> Vec<Value> {
 async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_signature() {
     let (app, _uploads) = spawn_app(&[]).await;
     let account = linked(&app, MEMBER, GMAIL).await;
+    let pdf = bytes(20_000, 5);
     let (pid, thread) = insert(
         &app,
         GMAIL,
@@ -128,6 +129,8 @@ async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_
             "cc": ["Dave <dave@contoso.test>"],
             "subject": "Quarterly numbers",
             "text": "Numbers attached.\nSee you.",
+            "attachments": [{"filename": "q3.pdf", "contentType": "application/pdf",
+                             "data": base64::engine::general_purpose::STANDARD.encode(&pdf)}],
         }),
     )
     .await;
@@ -253,9 +256,58 @@ async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_
         "attachment bytes identical"
     );
     assert!(
+        !p.attachments.iter().any(|a| a.filename == "q3.pdf"),
+        "a reply does not carry the original's files"
+    );
+    assert!(
         drafts(&app, MEMBER).await.is_empty(),
         "the reply's draft is gone"
     );
+
+    // Forward: nobody filled in, the original's file travels along, same thread.
+    browser
+        .eval(
+            "MailApp.openMessage(arguments[0]); return true;",
+            json!([source_id]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the forward button",
+            "return !!document.getElementById('mc-forward')",
+            15,
+        )
+        .await;
+    browser.click("#mc-forward").await;
+    wait_compose(&browser).await;
+    let state = browser
+        .eval(
+            "return [document.querySelectorAll('#cp-to .cp-chip').length, document.getElementById('cp-subject').value, document.getElementById('cp-forwarded').textContent]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(state[0], 0, "a forward starts without recipients");
+    assert_eq!(state[1], "Fwd: Quarterly numbers");
+    assert!(text(&state[2]).contains("q3.pdf"), "{state}");
+    browser
+        .send_keys("#cp-to-input", "x@example.test\u{E007}")
+        .await;
+    browser.send_keys("#cp-body", "FYI").await;
+    browser.click("#cp-send").await;
+    wait_closed(&browser, "the forward to be sent").await;
+    let sent = outbox(&app, Some(GMAIL)).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[1]["threadId"], thread, "a forward stays in the thread");
+    let raw = raw_of(&sent[1]);
+    let p = parse::parse(&raw);
+    assert_eq!(p.subject, "Fwd: Quarterly numbers");
+    assert_eq!(addresses(&p.to), vec!["x@example.test"]);
+    let att = p
+        .attachments
+        .iter()
+        .find(|a| a.filename == "q3.pdf")
+        .expect("the original's file is forwarded");
+    assert_eq!(parse::attachment(&raw, att.index).expect("bytes"), pdf);
 
     // New mail: several addresses typed at once, a bad one refused, cc pasted, bold text, a
     // template, the signature kept.
@@ -338,7 +390,7 @@ async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_
     browser.screenshot("mail-compose-new").await;
     assert_eq!(
         outbox(&app, Some(GMAIL)).await.len(),
-        1,
+        2,
         "nothing more sent"
     );
     browser
@@ -348,8 +400,8 @@ async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_
     wait_closed(&browser, "the new mail to be sent").await;
 
     let sent = outbox(&app, Some(GMAIL)).await;
-    assert_eq!(sent.len(), 2, "{sent:?}");
-    let p = parse::parse(&raw_of(&sent[1]));
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let p = parse::parse(&raw_of(&sent[2]));
     assert_eq!(p.subject, "Hello Zoë Ünal");
     assert_eq!(addresses(&p.to), vec!["zoe@example.com"]);
     assert_eq!(
