@@ -702,8 +702,26 @@ async fn the_mass_panel_reads_a_pasted_list_and_a_csv_file() {
 
 #[actix_web::test]
 async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
-    let (app, _uploads) = spawn_app(&[("EMAIL_MANAGER__MAIL__MASS_RATE_PER_MINUTE", "6000")]).await;
+    let (app, uploads) = spawn_app(&[("EMAIL_MANAGER__MAIL__MASS_RATE_PER_MINUTE", "6000")]).await;
     linked(&app, MEMBER, GMAIL).await;
+    let (status, body) = app
+        .call(
+            MEMBER,
+            None,
+            "mailTemplates:create",
+            &[],
+            Some(json!({"name": "Offer", "subject": "Offer for {{Company}}",
+                        "html": "<p>Dear {{Name}}, an offer for {{Company}}.</p>"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let template_id = body["data"]["id"].as_i64().expect("template id");
+    let csv = uploads.path().join("offer.csv");
+    std::fs::write(
+        &csv,
+        "Name,Email,Company\nAnn Lee,ann.csv@example.org,Smith & Sons\nBob,bob.csv@example.org,Acme\n",
+    )
+    .expect("write the csv");
     let browser = Browser::start().await;
     open_mail_center(&browser, &app, MEMBER).await;
     open_mass_panel(&browser).await;
@@ -781,6 +799,70 @@ async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
         );
     }
 
+    let status = |s: &'static str| {
+        format!(
+            "var e = document.getElementById('mm-status'); return e && e.dataset.status === '{s}'"
+        )
+    };
+    // A CSV file with a template: every column is a variable.
+    browser.click("#mm-tab-new").await;
+    browser
+        .wait_for(
+            "the form again",
+            "return !!document.getElementById('mm-start')",
+            10,
+        )
+        .await;
+    browser.click("#mm-source-csv").await;
+    browser.send_keys("#mm-csv", &csv.to_string_lossy()).await;
+    browser
+        .wait_for(
+            "the CSV read",
+            "return document.getElementById('mm-csv-summary').textContent.startsWith('2 rows')",
+            10,
+        )
+        .await;
+    browser
+        .eval(
+            "const s = document.getElementById('mm-template'); s.value = String(arguments[0]); s.dispatchEvent(new Event('change')); return true;",
+            json!([template_id]),
+        )
+        .await;
+    browser.click("#mm-start").await;
+    browser
+        .wait_for("the CSV job to complete", &status("completed"), 40)
+        .await;
+    let sent = outbox(&app, Some(GMAIL)).await;
+    let offers: Vec<(String, String, String)> = sent
+        .iter()
+        .map(|m| parse::parse(&raw_of(m)))
+        .filter(|p| p.subject.starts_with("Offer for"))
+        .map(|p| {
+            (
+                addresses(&p.to).join(","),
+                p.subject.clone(),
+                p.html_body.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(offers.len(), 2, "{offers:?}");
+    let ann = offers
+        .iter()
+        .find(|o| o.0 == "ann.csv@example.org")
+        .expect("ann's offer");
+    assert_eq!(ann.1, "Offer for Smith & Sons");
+    assert!(
+        ann.2
+            .contains("Dear Ann Lee, an offer for Smith &amp; Sons."),
+        "{}",
+        ann.2
+    );
+    let bob = offers
+        .iter()
+        .find(|o| o.0 == "bob.csv@example.org")
+        .expect("bob's offer");
+    assert_eq!(bob.1, "Offer for Acme");
+
     // A slow job: pause, resume and cancel from the panel.
     browser.click("#mm-tab-new").await;
     browser
@@ -800,11 +882,6 @@ async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
     browser.send_keys("#mm-body", "One a minute.").await;
     browser.fill("#mm-rate", "1").await;
     browser.click("#mm-start").await;
-    let status = |s: &'static str| {
-        format!(
-            "var e = document.getElementById('mm-status'); return e && e.dataset.status === '{s}'"
-        )
-    };
     browser
         .wait_for("the slow job running", &status("running"), 10)
         .await;
@@ -821,22 +898,23 @@ async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
     browser
         .wait_for("the job cancelled", &status("cancelled"), 10)
         .await;
-    let slow_sent = outbox(&app, Some(GMAIL)).await.len() - 5;
+    let slow_sent = outbox(&app, Some(GMAIL)).await.len() - 7;
     assert!(slow_sent < 3, "cancelled before all went: {slow_sent}");
 
-    // Both jobs are listed, newest first.
+    // Every job is listed, newest first.
     browser.click("#mm-tab-jobs").await;
     let rows = browser
         .wait_for(
             "the job list",
-            "var r = [...document.querySelectorAll('#mm-jobs .mm-job-row')]; return r.length === 2 && r.map(x => x.textContent)",
+            "var r = [...document.querySelectorAll('#mm-jobs .mm-job-row')]; return r.length === 3 && r.map(x => x.textContent)",
             10,
         )
         .await;
     let rows: Vec<String> = rows.as_array().expect("rows").iter().map(text).collect();
     assert!(rows[0].starts_with("SlowCancelled"), "{rows:?}");
+    assert!(rows[1].contains("Completed2 / 2"), "{rows:?}");
     assert!(
-        rows[1].starts_with("Monthly newsCompleted5 / 5"),
+        rows[2].starts_with("Monthly newsCompleted5 / 5"),
         "{rows:?}"
     );
     browser.screenshot("mail-mass-jobs").await;
