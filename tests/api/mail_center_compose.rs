@@ -1,8 +1,10 @@
 //! The writing side of the mail center in a real headless Chromium, against the sidecar and the
-//! provider sandbox: a reply with a dropped attachment arrives threaded with its bytes intact;
-//! new mail with chips, cc, bold text, a template and the signature; a draft survives a reload
-//! and is gone once sent; an oversize attachment shows the limit and nothing is sent; a
-//! provider refusal shows the server's message.
+//! provider sandbox: a reply with a dropped attachment arrives threaded with its bytes intact, a
+//! forward carries the original's file; new mail with chips, cc, bold text, a template and the
+//! signature; a draft survives a reload and is gone once sent; an oversize attachment shows the
+//! limit and nothing is sent; a provider refusal shows the server's message; the mass-mailing
+//! panel reads pasted lists and CSV files, runs small jobs to `completed` (pasted, and CSV with a
+//! template), pauses, resumes and cancels; texts follow the zh-CN locale.
 
 use std::time::{Duration, Instant};
 
@@ -695,6 +697,34 @@ async fn the_mass_panel_reads_a_pasted_list_and_a_csv_file() {
         .await;
     assert!(text(&error).contains("subject"), "{error}");
     browser.screenshot("mail-mass-form").await;
+
+    // With NocoBase's locale set to Simplified Chinese the writing side follows it.
+    browser
+        .eval(
+            "localStorage.setItem('NOCOBASE_LOCALE', 'zh-CN'); location.reload(); return true;",
+            json!([]),
+        )
+        .await;
+    wait_ready(&browser).await;
+    browser.click("#mc-compose").await;
+    wait_compose(&browser).await;
+    let texts = browser
+        .eval(
+            "return ['cp-title', 'cp-send', 'cp-show-cc'].map(id => document.getElementById(id).textContent)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(texts, json!(["新邮件", "发送", "抄送 / 密送"]));
+    browser.screenshot("mail-compose-zh").await;
+    browser.click("#cp-close").await;
+    open_mass_panel(&browser).await;
+    let start = browser
+        .eval(
+            "return document.getElementById('mm-start').textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(start, "开始群发");
 
     browser.quit().await;
     app.stop().await;
