@@ -491,6 +491,17 @@ async fn a_draft_survives_a_reload_and_is_gone_once_sent() {
         .await;
     assert_eq!(subject, "Plans for Friday");
     browser.screenshot("mail-compose-draft").await;
+    // On a narrow window the compose window takes the whole screen.
+    browser.set_window_size(420, 800).await;
+    browser
+        .wait_for(
+            "compose over the whole narrow window",
+            "var r = document.getElementById('cp-dialog').getBoundingClientRect(); return r.left === 0 && Math.abs(r.width - window.innerWidth) < 2",
+            5,
+        )
+        .await;
+    browser.screenshot("mail-compose-narrow").await;
+    browser.set_window_size(1280, 800).await;
     browser.send_keys("#cp-body", " and more").await;
     browser.click("#cp-send").await;
     wait_closed(&browser, "the draft to be sent").await;
