@@ -62,6 +62,35 @@ async fn wait_closed(browser: &Browser, what: &str) {
         .await;
 }
 
+/// Opens a message in the reading pane and waits until the pane shows it.
+async fn open_in_reader(browser: &Browser, id: i64) {
+    browser
+        .eval(
+            "MailApp.openMessage(arguments[0]); return true;",
+            json!([id]),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the message in the reading pane",
+            &format!("var m = MailApp.selectedMessage(); return !!(m && m.id === {id} && document.getElementById('mc-reply'))"),
+            15,
+        )
+        .await;
+}
+
+/// Clicks a reading-pane button. The shell may render the pane again at any moment (a list
+/// refresh after a send), so the button is looked up when clicked rather than held.
+async fn click_reader_button(browser: &Browser, id: &str) {
+    browser
+        .wait_for(
+            id,
+            &format!("var b = document.getElementById('{id}'); if (!b) return false; b.click(); return true;"),
+            10,
+        )
+        .await;
+}
+
 fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
@@ -170,20 +199,8 @@ async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_
     open_mail_center(&browser, &app, MEMBER).await;
 
     // Reply from the reading pane: the recipient and subject are filled in, a file is dropped.
-    browser
-        .eval(
-            "MailApp.openMessage(arguments[0]); return true;",
-            json!([source_id]),
-        )
-        .await;
-    browser
-        .wait_for(
-            "the reply button",
-            "return !!document.getElementById('mc-reply')",
-            15,
-        )
-        .await;
-    browser.click("#mc-reply").await;
+    open_in_reader(&browser, source_id).await;
+    click_reader_button(&browser, "mc-reply").await;
     wait_compose(&browser).await;
     let to = browser
         .eval(
@@ -267,20 +284,8 @@ async fn reply_with_a_dropped_attachment_and_new_mail_with_cc_bold_template_and_
     );
 
     // Forward: nobody filled in, the original's file travels along, same thread.
-    browser
-        .eval(
-            "MailApp.openMessage(arguments[0]); return true;",
-            json!([source_id]),
-        )
-        .await;
-    browser
-        .wait_for(
-            "the forward button",
-            "return !!document.getElementById('mc-forward')",
-            15,
-        )
-        .await;
-    browser.click("#mc-forward").await;
+    open_in_reader(&browser, source_id).await;
+    click_reader_button(&browser, "mc-forward").await;
     wait_compose(&browser).await;
     let state = browser
         .eval(
@@ -780,8 +785,9 @@ async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
         "dora@example.org",
         "Émile <emile@example.org>",
     ];
+    // A blank line in the list: the rejection still names the line the user sees.
     let mut pasted = recipients.join("\n");
-    pasted.push_str("\nnot an address\n");
+    pasted.push_str("\n\nnot an address\n");
     browser.fill("#mm-paste", &pasted).await;
     browser.fill("#mm-subject", "Monthly news").await;
     browser
@@ -802,6 +808,13 @@ async fn a_small_mass_mailing_started_from_the_panel_runs_to_completed() {
         )
         .await;
     assert_eq!(rejected, json!(["5"]), "the bad line is reported");
+    let line = browser
+        .eval(
+            "return document.querySelector('#mm-rejected .mm-rejected-row').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(text(&line).starts_with("line 7: not an address"), "{line}");
     browser
         .wait_for(
             "the job to complete",

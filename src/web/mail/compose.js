@@ -808,8 +808,13 @@
         } else {
           this.revision += 1;
           d = await app().api('mailDrafts', 'update', { params: { filterByTk: this.draftId }, values: Object.assign({ revision: this.revision }, values) });
-          // Another tab may have saved a later revision: continue above it.
-          if (d && d.revision > this.revision) this.revision = d.revision;
+          // Another tab saved a later revision, so this one was not stored: save again above it
+          // (last write wins, and this window is the one being written in).
+          if (d && d.revision > this.revision) {
+            this.revision = d.revision;
+            this.changeSeq++;
+            return;
+          }
         }
         this.savedRevision = this.revision;
         this.savedSeq = Math.max(this.savedSeq, seq);

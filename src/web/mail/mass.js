@@ -37,6 +37,7 @@
     'mass.needBody': 'Write a subject and a message, or choose a template.',
     'mass.rejected': '{count} recipients were not accepted and will not be sent:',
     'mass.rejectedRow': 'line {line}: {email} — {reason}',
+    'mass.rejectedCsvRow': 'row {line}: {email} — {reason}',
     'mass.status': 'Status',
     'mass.status.running': 'Running',
     'mass.status.paused': 'Paused',
@@ -88,6 +89,7 @@
     'mass.needBody': '请填写主题和正文，或选择一个模板。',
     'mass.rejected': '{count} 位收件人未被接受，不会发送：',
     'mass.rejectedRow': '第 {line} 行：{email} — {reason}',
+    'mass.rejectedCsvRow': '第 {line} 行：{email} — {reason}',
     'mass.status': '状态',
     'mass.status.running': '发送中',
     'mass.status.paused': '已暂停',
@@ -146,12 +148,15 @@
   // ---- Recipients --------------------------------------------------------------------------
 
   // One recipient per line: "Name <email>", "<email>" or "email". Everything goes to the server,
-  // which judges each address and reports the bad ones by index, so line numbers stay true.
-  function parsePasted(text) {
+  // which judges each address and reports the bad ones by index; `lines` (when given) receives
+  // each recipient's line number so a rejection names the line the user sees.
+  function parsePasted(text, lines) {
     const out = [];
-    for (const raw of text.split(/\r?\n/)) {
-      const line = raw.trim();
+    const all = text.split(/\r?\n/);
+    for (let n = 0; n < all.length; n++) {
+      const line = all[n].trim();
       if (!line) continue;
+      if (lines) lines.push(n + 1);
       const m = line.match(/^(.*?)<([^<>]*)>\s*$/);
       if (m) {
         let name = m[1].trim().replace(/,$/, '').trim();
@@ -391,14 +396,19 @@
       const values = { accountId: Number(this.account.value) };
       if (this.from.value) values.from = this.from.value;
       let count = 0;
+      this.csvLines = false;
       if (this.sourceCsv.checked) {
         if (!this.csv || !this.csv.records.length) return this.showError(this.csv ? t('mass.csvEmpty') : t('mass.nothing'));
+        // Row 1 is the header: record i is on row i + 2.
+        this.lineOf = this.csv.records.map((_, i) => i + 2);
+        this.csvLines = true;
         values.records = this.csv.records;
         values.emailField = this.emailColumn.value;
         if (this.nameColumn.value) values.nameField = this.nameColumn.value;
         count = this.csv.records.length;
       } else {
-        values.recipients = parsePasted(this.paste.value);
+        this.lineOf = [];
+        values.recipients = parsePasted(this.paste.value, this.lineOf);
         count = values.recipients.length;
         if (!count) return this.showError(t('mass.nothing'));
       }
@@ -417,6 +427,7 @@
       this.start.textContent = t('mass.starting');
       try {
         const job = await app().api('mailMassMessages', 'create', { values });
+        this.createdId = job.id;
         app().toast(t('mass.started', { count: job.total != null ? job.total : count }), 'info');
         this.showJob(job);
       } catch (e) {
@@ -499,7 +510,11 @@
         v.rejected.appendChild(el('p', { text: t('mass.rejected', { count: rejected.length }) }));
         const ul = el('ul', { class: 'mm-list' });
         for (const r of rejected) {
-          ul.appendChild(el('li', { class: 'mm-rejected-row', 'data-index': String(r.index), text: t('mass.rejectedRow', { line: (r.index || 0) + 1, email: r.email || '', reason: r.reason || '' }) }));
+          // Line numbers are known for the job just created here; an earlier job shows positions.
+          const known = job.id === this.createdId && this.lineOf && this.lineOf[r.index];
+          const line = known || (r.index || 0) + 1;
+          const key = known && this.csvLines ? 'mass.rejectedCsvRow' : 'mass.rejectedRow';
+          ul.appendChild(el('li', { class: 'mm-rejected-row', 'data-index': String(r.index), text: t(key, { line, email: r.email || '', reason: r.reason || '' }) }));
         }
         v.rejected.appendChild(ul);
       }
