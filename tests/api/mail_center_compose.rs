@@ -463,11 +463,46 @@ async fn a_draft_survives_a_reload_and_is_gone_once_sent() {
         )
         .await;
 
-    // A reload loses the page, not the draft: compose to the same recipient offers it.
+    // A reload loses the page, not the draft: it is in the Drafts folder, and opens again.
     browser
         .eval("location.reload(); return true;", json!([]))
         .await;
     wait_ready(&browser).await;
+    browser.click("#mc-folder-drafts a").await;
+    let row = browser
+        .wait_for(
+            "the draft in the Drafts folder",
+            "var r = document.querySelector('#mc-list .mc-draft-row'); return r && r.textContent",
+            10,
+        )
+        .await;
+    assert!(text(&row).contains("bob@gmail.test"), "{row}");
+    assert!(text(&row).contains("Plans for Friday"), "{row}");
+    browser.click("#mc-list .mc-draft-row").await;
+    wait_compose(&browser).await;
+    browser
+        .wait_for(
+            "the draft's text",
+            "return document.getElementById('cp-body').textContent === 'Draft text that must survive'",
+            10,
+        )
+        .await;
+    let to = browser
+        .eval(
+            "return [...document.querySelectorAll('#cp-to .cp-chip')].map(c => c.dataset.address)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(to, json!(["bob@gmail.test"]));
+    browser.click("#cp-close").await;
+    wait_closed(&browser, "the draft window to close").await;
+    assert_eq!(
+        drafts(&app, MEMBER).await.len(),
+        1,
+        "closing keeps one draft"
+    );
+
+    // Compose to the same recipient offers it too.
     browser.click("#mc-compose").await;
     wait_compose(&browser).await;
     browser

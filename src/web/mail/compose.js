@@ -239,6 +239,15 @@
     return { name, address, valid: validAddress(address) };
   }
 
+  // A name with specials is quoted (RFC 5322), quotes and backslashes escaped; line breaks,
+  // which the server refuses in a string item, become spaces.
+  function formatAddress(x) {
+    const name = (x.name || '').replace(/[\r\n\t]+/g, ' ').trim();
+    if (!name) return x.address;
+    const quoted = /[()<>[\]:;@\\,."]/.test(name) ? '"' + name.replace(/(["\\])/g, '\\$1') + '"' : name;
+    return `${quoted} <${x.address}>`;
+  }
+
   function sameAddress(a, b) {
     return String(a || '').toLowerCase() === String(b || '').toLowerCase();
   }
@@ -343,8 +352,13 @@
       const pending = this.input.value.trim() ? splitAddresses(this.input.value).map(parseAddress) : [];
       return this.items.concat(pending);
     }
+    // As strings ("Ann Lee <ann@example.com>"), the form the API documents and other views of
+    // a draft (the shell's Drafts list) show as they are.
     valid() {
-      return this.values().filter((x) => x.valid).map((x) => (x.name ? { name: x.name, address: x.address } : { address: x.address }));
+      return this.validItems().map(formatAddress);
+    }
+    validItems() {
+      return this.values().filter((x) => x.valid);
     }
     invalid() {
       return this.values().filter((x) => !x.valid);
@@ -442,6 +456,12 @@
   let uploadLimit = null; // bytes, once known (admin settings, or the server's 413 message)
   let limitAsked = false;
 
+  // The smaller of what is known: the upload limit (from a 413) and the largest file a send
+  // takes (mailGeneralSettings.maxAttachmentBytes, readable by administrators).
+  function knowLimit(n) {
+    if (n > 0) uploadLimit = uploadLimit ? Math.min(uploadLimit, n) : n;
+  }
+
   function learnLimit() {
     if (limitAsked) return;
     limitAsked = true;
@@ -449,10 +469,7 @@
     // the first 413 the server answers.
     app()
       .api('mailGeneralSettings', 'get')
-      .then((d) => {
-        const n = d && Number(d.maxAttachmentBytes);
-        if (n > 0) uploadLimit = n;
-      })
+      .then((d) => knowLimit(d && Number(d.maxAttachmentBytes)))
       .catch(() => {});
   }
 
@@ -725,7 +742,7 @@
       const id = this.template.value;
       this.template.value = '';
       if (!id) return;
-      const first = this.to.valid()[0];
+      const first = this.to.validItems()[0];
       const from = this.selectedFrom();
       const values = { templateId: Number(id) };
       if (first) values.recipient = { name: first.name || '', email: first.address };
@@ -836,7 +853,7 @@
     // while this compose has not saved one itself.
     async offerDraft() {
       if (this.draftId || !this.accountId) return;
-      const to = this.to.valid().map((a) => a.address);
+      const to = this.to.validItems().map((a) => a.address);
       if (!to.length) return;
       const key = to.map((a) => a.toLowerCase()).sort().join(',');
       if (this.offerChecked.has(key)) return;
@@ -945,7 +962,7 @@
             entry.state = 'error';
             if (e.status === 413) {
               const m = /(\d+) bytes/.exec(e.message || '');
-              if (m) uploadLimit = Number(m[1]);
+              if (m) knowLimit(Number(m[1]));
               entry.message = uploadLimit
                 ? t('compose.tooLarge', { name: file.name, size: formatSize(file.size), limit: formatSize(uploadLimit) })
                 : t('compose.uploadFailed', { name: file.name, message: e.message });
@@ -1179,11 +1196,10 @@
         text: draft.textBody,
       };
     }
-    const c = new Compose({ mode: record.mode || 'new', accountId: record.accountId });
+    // A reply or forward draft keeps its source (the server quotes it on send).
+    const source = record.sourceMessageId && record.mode ? { id: record.sourceMessageId, accountId: record.accountId } : null;
+    const c = new Compose({ mode: source ? record.mode : 'new', accountId: record.accountId, message: source });
     current = c;
-    if (record.sourceMessageId && record.mode) {
-      c.source = { id: record.sourceMessageId, accountId: record.accountId };
-    }
     if (record.id != null) {
       await c.init(record);
     } else {
