@@ -277,3 +277,18 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+// Added for the compose tests (mail_center_compose.rs).
+impl Browser {
+    /// Types `text` into an element without clearing it first (a contenteditable, or a file
+    /// input given a file path, which is how WebDriver uploads).
+    pub async fn send_keys(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+}
