@@ -382,6 +382,14 @@ async fn every_action_the_manifest_lists_exists_and_is_routed() {
         .iter()
         .filter_map(|r| r["path"].as_str())
         .collect();
+    let mut unique = routes.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        routes.len(),
+        "a route is listed twice: {routes:?}"
+    );
     let resources = m["resources"].as_object().expect("resources");
     assert!(resources.len() >= 12, "{resources:?}");
     let mut checked = 0;

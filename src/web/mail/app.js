@@ -28,12 +28,20 @@
       locale: localStorage.getItem(PREFIX + "LOCALE") || localStorage.getItem("NOCOBASE_LOCALE") || "",
     };
   }
+  // NocoBase's X-Timezone form ("+08:00"): the server dates quoted originals with it.
+  function timezoneOffset() {
+    const m = -new Date().getTimezoneOffset();
+    const a = Math.abs(m);
+    const pad = (n) => String(n).padStart(2, "0");
+    return (m < 0 ? "-" : "+") + pad(Math.floor(a / 60)) + ":" + pad(a % 60);
+  }
   function authHeaders() {
     const s = session();
     const h = { Authorization: "Bearer " + s.token };
     if (s.role) h["X-Role"] = s.role;
     if (APP) h["X-App"] = APP;
     if (s.locale) h["X-Locale"] = s.locale;
+    h["X-Timezone"] = timezoneOffset();
     return h;
   }
 

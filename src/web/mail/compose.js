@@ -2,7 +2,7 @@
 // attachments, signatures and templates. Plain ES2020, no framework. It relies only on the
 // window.MailApp interface the shell (app.js) provides and renders into #compose-root.
 //
-// Choices (see docs/users-compose.md):
+// Choices (see docs/users.md):
 // - The quoted original of a reply/forward and the signature are added by the server on send
 //   (send::signature::assemble), so the editor holds only what the user writes; the signature
 //   is shown below it and chosen with a select. A template fills the editor, never the signature.
