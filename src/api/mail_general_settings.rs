@@ -150,7 +150,11 @@ mod double_option {
 }
 
 /// A whole number within `bounds`, or `null` (the default).
-fn setting(field: &str, v: Option<Option<Value>>, bounds: (i64, i64)) -> ApiResult<Option<Option<i64>>> {
+fn setting(
+    field: &str,
+    v: Option<Option<Value>>,
+    bounds: (i64, i64),
+) -> ApiResult<Option<Option<i64>>> {
     let Some(v) = v else { return Ok(None) };
     let Some(v) = v else { return Ok(Some(None)) };
     let n = match &v {
@@ -175,8 +179,16 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
     let v: Values = ctx.values_as()?;
     // Everything is checked before anything is written.
     let interval = setting("syncIntervalSecs", v.sync_interval_secs, SYNC_INTERVAL_SECS)?;
-    let window = setting("initialWindowDays", v.initial_window_days, INITIAL_WINDOW_DAYS)?;
-    let attach = setting("maxAttachmentBytes", v.max_attachment_bytes, MAX_ATTACHMENT_BYTES)?;
+    let window = setting(
+        "initialWindowDays",
+        v.initial_window_days,
+        INITIAL_WINDOW_DAYS,
+    )?;
+    let attach = setting(
+        "maxAttachmentBytes",
+        v.max_attachment_bytes,
+        MAX_ATTACHMENT_BYTES,
+    )?;
     let rate = setting(
         "massRatePerMinute",
         v.mass_rate_per_minute,

@@ -22,8 +22,8 @@ use crate::auth::Identity;
 use crate::config::MAX_MASS_RATE_PER_MINUTE;
 use crate::db::compose as compose_store;
 use crate::db::mass::{
-    self as store, job_status as js, recipient_status as rs, Counts, JobRow, NewJob,
-    NewRecipient, RecipientRow,
+    self as store, job_status as js, recipient_status as rs, Counts, JobRow, NewJob, NewRecipient,
+    RecipientRow,
 };
 use crate::db::{now_millis, DbError};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -156,7 +156,9 @@ fn given(values: &CreateValues) -> ApiResult<Vec<Given>> {
                 .map(str::trim)
                 .filter(|f| !f.is_empty())
                 .ok_or_else(|| {
-                    ApiError::invalid("emailField is required with records: the column holding the address")
+                    ApiError::invalid(
+                        "emailField is required with records: the column holding the address",
+                    )
                 })?;
             records
                 .iter()
@@ -167,10 +169,7 @@ fn given(values: &CreateValues) -> ApiResult<Vec<Given>> {
                     };
                     Ok(Given {
                         email: m.get(field).and_then(|e| e.as_str()).map(str::to_string),
-                        name: values
-                            .name_field
-                            .as_deref()
-                            .and_then(|n| text_of(m.get(n))),
+                        name: values.name_field.as_deref().and_then(|n| text_of(m.get(n))),
                         variables: Some(m.clone()),
                     })
                 })
@@ -357,8 +356,8 @@ pub async fn create(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
     let requested_from = match &values.from {
         None | Some(Value::Null) => None,
         Some(v) => {
-            let mut list = parse_field("from", Some(v))
-                .map_err(|e| ApiError::invalid(e.0.join("; ")))?;
+            let mut list =
+                parse_field("from", Some(v)).map_err(|e| ApiError::invalid(e.0.join("; ")))?;
             if list.len() != 1 {
                 return Err(ApiError::invalid("from must be one address"));
             }
@@ -373,10 +372,14 @@ pub async fn create(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
     let mut attachment_bytes: u64 = 0;
     for (i, v) in values.attachments.iter().flatten().enumerate() {
         let id = record_id(&format!("attachments[{i}]"), v)?;
-        let (row, _) = open_upload(state, user_id, id).await.map_err(|e| match e.code {
-            ErrorCode::NotFound => ApiError::not_found(&format!("attachments[{i}]: upload {id}")),
-            _ => e,
-        })?;
+        let (row, _) = open_upload(state, user_id, id)
+            .await
+            .map_err(|e| match e.code {
+                ErrorCode::NotFound => {
+                    ApiError::not_found(&format!("attachments[{i}]: upload {id}"))
+                }
+                _ => e,
+            })?;
         let size = row.size.max(0) as u64;
         if size > settings.max_attachment_bytes {
             return Err(ApiError::new(
@@ -407,7 +410,14 @@ pub async fn create(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
         let first: Vec<String> = rejected
             .iter()
             .take(5)
-            .map(|r| format!("[{}] {}: {}", r["index"], r["email"], r["reason"].as_str().unwrap_or("")))
+            .map(|r| {
+                format!(
+                    "[{}] {}: {}",
+                    r["index"],
+                    r["email"],
+                    r["reason"].as_str().unwrap_or("")
+                )
+            })
             .collect();
         return Err(ApiError::invalid(format!(
             "None of the {} recipients has a valid, distinct address: {}",

@@ -351,7 +351,12 @@ fn throttle(conn: &mut DbConnection, account_id: i64, now: i64) -> Result<Thrott
 }
 
 /// A 429: nothing before `until`, and the rate halved (down to [`MIN_RATE_PERMILLE`]).
-pub fn slow_down(conn: &mut DbConnection, account_id: i64, until: i64, now: i64) -> Result<(), DbError> {
+pub fn slow_down(
+    conn: &mut DbConnection,
+    account_id: i64,
+    until: i64,
+    now: i64,
+) -> Result<(), DbError> {
     let t = throttle(conn, account_id, now)?;
     diesel::update(mail_mass_throttle::table.find(account_id))
         .set((
@@ -449,7 +454,7 @@ pub fn claim(
                     if first {
                         pass.started.push(c.recipient.job_id);
                     }
-                    pass.claimed.push(c);
+                    pass.claimed.push(*c);
                     free -= 1;
                 }
                 ClaimOne::Wait(at) => {
@@ -465,7 +470,7 @@ pub fn claim(
 
 enum ClaimOne {
     /// The recipient, and whether it is its job's first.
-    Claimed(Claimed, bool),
+    Claimed(Box<Claimed>, bool),
     /// The account's pace holds it back until then.
     Wait(i64),
     Nothing,
@@ -576,7 +581,10 @@ fn claim_one(
             updated_at: now,
             ..r
         };
-        return Ok(ClaimOne::Claimed(Claimed { recipient, resume }, first));
+        return Ok(ClaimOne::Claimed(
+            Box::new(Claimed { recipient, resume }),
+            first,
+        ));
     }
     Ok(ClaimOne::Nothing)
 }

@@ -88,9 +88,7 @@ pub fn spawn(state: web::Data<AppState>) {
             if gauge_at.is_none_or(|t| t.elapsed() >= GAUGE_EVERY) {
                 gauge_at = Some(Instant::now());
                 match state.db.run(store::queue_depth).await {
-                    Ok(n) => state
-                        .metrics
-                        .set_gauge("email_manager_send_queue_depth", n),
+                    Ok(n) => state.metrics.set_gauge("email_manager_send_queue_depth", n),
                     Err(e) => log::warn!("mass mailing: reading the queue depth failed: {e}"),
                 }
             }
@@ -147,7 +145,9 @@ async fn pass(state: &web::Data<AppState>) -> Result<Duration, db::DbError> {
     }
     let wait = pass
         .next_wake
-        .map(|at| Duration::from_millis((at - now_millis()).clamp(1, POLL.as_millis() as i64) as u64))
+        .map(|at| {
+            Duration::from_millis((at - now_millis()).clamp(1, POLL.as_millis() as i64) as u64)
+        })
         .unwrap_or(POLL);
     Ok(wait)
 }

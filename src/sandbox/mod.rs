@@ -21,8 +21,8 @@ mod mailboxes;
 mod microsoft;
 mod mime;
 mod outgoing;
-mod quota;
 mod pages;
+mod quota;
 mod store;
 
 use std::collections::{HashMap, HashSet};

@@ -78,7 +78,10 @@ async fn set(body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
         .iter()
         .find(|m| m.email.eq_ignore_ascii_case(&v.email))
     else {
-        return json_response(404, json!({"error": format!("no seeded mailbox {}", v.email)}));
+        return json_response(
+            404,
+            json!({"error": format!("no seeded mailbox {}", v.email)}),
+        );
     };
     if v.rate_count.is_some() != v.rate_window_ms.is_some() {
         return bad("rate_count and rate_window_ms go together".into());

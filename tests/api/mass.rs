@@ -72,7 +72,10 @@ async fn wait_job<F: Fn(&Value) -> bool>(
         if done(&j) {
             return j;
         }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s: {j}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {secs} s: {j}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -193,7 +196,10 @@ async fn a_thousand_records_get_a_thousand_rendered_messages_within_the_rate() {
     assert_eq!(sent.len(), 1000, "1,000 separate messages");
     let seen = delivered(&app, GMAIL).await;
     assert_once_each(&seen, 1000, "r");
-    for m in sent.iter().filter(|m| m["envelope"].as_array().map(Vec::len) == Some(1)) {
+    for m in sent
+        .iter()
+        .filter(|m| m["envelope"].as_array().map(Vec::len) == Some(1))
+    {
         assert_eq!(m["envelope"].as_array().map(Vec::len), Some(1));
     }
     // A few bodies, parsed.
@@ -231,10 +237,7 @@ async fn a_thousand_records_get_a_thousand_rendered_messages_within_the_rate() {
     for t in &times {
         *per_second.entry(t / 1000).or_default() += 1;
     }
-    assert!(
-        per_second.values().all(|n| *n <= 102),
-        "{per_second:?}"
-    );
+    assert!(per_second.values().all(|n| *n <= 102), "{per_second:?}");
     let metrics = app
         .client
         .get(format!("{}/metrics", app.address))
@@ -297,7 +300,11 @@ async fn a_sidecar_killed_three_times_sends_every_recipient_exactly_once() {
     child.wait().expect("reaped");
     assert_eq!(done["sent"], 500, "{done}");
     assert_eq!(done["failed"], 0, "{done}");
-    assert_eq!(outbox(&app, Some(GMAIL)).await.len(), 500, "one message each");
+    assert_eq!(
+        outbox(&app, Some(GMAIL)).await.len(),
+        500,
+        "one message each"
+    );
     assert_once_each(&delivered(&app, GMAIL).await, 500, "k");
     app.stop().await;
 }
@@ -358,9 +365,17 @@ async fn pause_resume_and_cancel_take_effect_within_a_second() {
     assert!(at_cancel < 40, "cancelled before the end");
     let j = job(&app, MEMBER, id).await;
     assert_eq!(j["sent"], at_cancel as i64, "{j}");
-    assert_eq!(j["queued"], 40 - at_cancel as i64, "the rest stays unsent: {j}");
+    assert_eq!(
+        j["queued"],
+        40 - at_cancel as i64,
+        "the rest stays unsent: {j}"
+    );
     let (status, body) = act(&app, MEMBER, "resume", id).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a cancelled job stays so: {body}");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a cancelled job stays so: {body}"
+    );
     assert_once_each_prefix(&delivered(&app, OUTLOOK).await, "p");
 
     // The recipients list, filtered.
@@ -387,7 +402,10 @@ async fn pause_resume_and_cancel_take_effect_within_a_second() {
             MEMBER,
             None,
             "mailMassMessages:recipients",
-            &[("filterByTk", &id.to_string()), ("filter[status]", "queued")],
+            &[
+                ("filterByTk", &id.to_string()),
+                ("filter[status]", "queued"),
+            ],
             None,
         )
         .await;
@@ -437,7 +455,9 @@ async fn a_429_storm_slows_the_job_down_and_loses_nobody() {
     assert_eq!(done["sent"], 20, "{done}");
     assert_eq!(done["failed"], 0, "429s fail nobody: {done}");
     assert_once_each(&delivered(&app, GMAIL).await, 20, "s");
-    let refused = sandbox_limits(&app).await[0]["refused"].as_u64().unwrap_or(0);
+    let refused = sandbox_limits(&app).await[0]["refused"]
+        .as_u64()
+        .unwrap_or(0);
     assert!(refused > 0, "the sandbox's limit was hit");
     // Slowed: the Retry-After of the injected 429 alone holds the account back a second.
     assert!(started.elapsed() >= Duration::from_secs(1));
@@ -479,10 +499,7 @@ async fn a_quota_error_pauses_the_job_with_the_reason_on_both_providers() {
         json!({"accountId": outlook, "subject": "Q", "text": "t", "recipients": recipients(6, "o")}),
     )
     .await;
-    let (gid, oid) = (
-        g["id"].as_i64().expect("id"),
-        o["id"].as_i64().expect("id"),
-    );
+    let (gid, oid) = (g["id"].as_i64().expect("id"), o["id"].as_i64().expect("id"));
     for (id, sent, provider) in [(gid, 5, "Google"), (oid, 3, "Microsoft")] {
         let j = wait_job(&app, id, 30, "the quota pauses the job", |j| {
             j["status"] == "paused"
@@ -518,7 +535,8 @@ async fn bad_input_is_refused_and_nothing_is_sent() {
     let account = linked(&app, MEMBER, GMAIL).await;
     let theirs = linked(&app, OTHER_MEMBER, "bob@gmail.test").await;
     let base = |extra: Value| {
-        let mut v = json!({"accountId": account, "subject": "Hi {{recipient.name}}", "text": "Hello"});
+        let mut v =
+            json!({"accountId": account, "subject": "Hi {{recipient.name}}", "text": "Hello"});
         for (k, val) in extra.as_object().expect("object") {
             v[k] = val.clone();
         }
@@ -528,9 +546,24 @@ async fn bad_input_is_refused_and_nothing_is_sent() {
         .map(|i| json!({"email": format!("b{i}@example.test")}))
         .collect();
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
-        ("empty list", base(json!({"recipients": []})), StatusCode::BAD_REQUEST, "empty"),
-        ("no list", base(json!({})), StatusCode::BAD_REQUEST, "recipients is required"),
-        ("over the maximum", base(json!({"recipients": big})), StatusCode::BAD_REQUEST, "50000"),
+        (
+            "empty list",
+            base(json!({"recipients": []})),
+            StatusCode::BAD_REQUEST,
+            "empty",
+        ),
+        (
+            "no list",
+            base(json!({})),
+            StatusCode::BAD_REQUEST,
+            "recipients is required",
+        ),
+        (
+            "over the maximum",
+            base(json!({"recipients": big})),
+            StatusCode::BAD_REQUEST,
+            "50000",
+        ),
         (
             "nothing valid",
             base(json!({"recipients": [{"email": "nope"}, {"email": "a@"}]})),
@@ -563,9 +596,24 @@ async fn bad_input_is_refused_and_nothing_is_sent() {
             StatusCode::NOT_FOUND,
             "",
         ),
-        ("no body", base(json!({"recipients": recipients(1, "u"), "text": null})), StatusCode::BAD_REQUEST, "html or text"),
-        ("bad rate", base(json!({"recipients": recipients(1, "u"), "rate": 0})), StatusCode::BAD_REQUEST, "rate"),
-        ("unknown field", base(json!({"recipients": recipients(1, "u"), "cc": ["x@y.test"]})), StatusCode::BAD_REQUEST, "cc"),
+        (
+            "no body",
+            base(json!({"recipients": recipients(1, "u"), "text": null})),
+            StatusCode::BAD_REQUEST,
+            "html or text",
+        ),
+        (
+            "bad rate",
+            base(json!({"recipients": recipients(1, "u"), "rate": 0})),
+            StatusCode::BAD_REQUEST,
+            "rate",
+        ),
+        (
+            "unknown field",
+            base(json!({"recipients": recipients(1, "u"), "cc": ["x@y.test"]})),
+            StatusCode::BAD_REQUEST,
+            "cc",
+        ),
     ];
     for (what, values, want, text) in cases {
         let (status, body) = create(&app, MEMBER, values).await;
@@ -594,11 +642,20 @@ async fn bad_input_is_refused_and_nothing_is_sent() {
     .await;
     assert_eq!(j["total"], 2);
     let rejected = j["rejected"].as_array().expect("rejected");
-    let idx: Vec<i64> = rejected.iter().map(|r| r["index"].as_i64().unwrap_or(-1)).collect();
+    let idx: Vec<i64> = rejected
+        .iter()
+        .map(|r| r["index"].as_i64().unwrap_or(-1))
+        .collect();
     assert_eq!(idx, vec![1, 2, 4], "{rejected:?}");
-    assert!(rejected[1]["reason"].as_str().unwrap_or("").contains("duplicate"));
+    assert!(rejected[1]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("duplicate"));
     let id = j["id"].as_i64().expect("id");
-    wait_job(&app, id, 30, "the job completes", |j| j["status"] == "completed").await;
+    wait_job(&app, id, 30, "the job completes", |j| {
+        j["status"] == "completed"
+    })
+    .await;
     let seen = delivered(&app, GMAIL).await;
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen.get("ok0@example.test"), Some(&1));
@@ -639,7 +696,13 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     assert_eq!(d["massRatePerMinute"], 20);
     for action in ["mailGeneralSettings:get", "mailGeneralSettings:update"] {
         let (status, body) = app
-            .call(MEMBER, None, action, &[], Some(json!({"syncIntervalSecs": 60})))
+            .call(
+                MEMBER,
+                None,
+                action,
+                &[],
+                Some(json!({"syncIntervalSecs": 60})),
+            )
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {body}");
     }
@@ -653,7 +716,13 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
         json!({"somethingElse": 1}),
     ] {
         let (status, body) = app
-            .call(ADMIN, None, "mailGeneralSettings:update", &[], Some(bad.clone()))
+            .call(
+                ADMIN,
+                None,
+                "mailGeneralSettings:update",
+                &[],
+                Some(bad.clone()),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
@@ -664,7 +733,12 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     )
     .await;
     assert_eq!(
-        (&d["syncIntervalSecs"], &d["maxAttachmentBytes"], &d["massRatePerMinute"], &d["initialWindowDays"]),
+        (
+            &d["syncIntervalSecs"],
+            &d["maxAttachmentBytes"],
+            &d["massRatePerMinute"],
+            &d["initialWindowDays"]
+        ),
         (&json!(100), &json!(2048), &json!(45), &json!(7))
     );
     let (_, body) = app
@@ -717,7 +791,14 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     .await;
     assert_eq!(j["rate"], 45);
     // The attachment limit: an upload over 2,048 bytes cannot go out.
-    let file = upload(&app, MEMBER, "big.bin", "application/octet-stream", &[7u8; 4096]).await;
+    let file = upload(
+        &app,
+        MEMBER,
+        "big.bin",
+        "application/octet-stream",
+        &[7u8; 4096],
+    )
+    .await;
     let (status, body) = create(
         &app,
         MEMBER,

@@ -13,12 +13,12 @@ use email_manager::db::schema::{
     mail_aliases, mail_drafts, mail_outgoing, mail_signatures, mail_templates, mail_uploads,
 };
 use email_manager::db::schema::{
+    mail_general_settings, mail_mass_jobs, mail_mass_recipients, mail_mass_throttle,
+};
+use email_manager::db::schema::{
     mail_label_links, mail_label_outbox, mail_labels, mail_message_labels, mail_message_notes,
 };
 use email_manager::db::schema::{mail_message_counts, mail_outbox};
-use email_manager::db::schema::{
-    mail_general_settings, mail_mass_jobs, mail_mass_recipients, mail_mass_throttle,
-};
 use email_manager::db::{Db, DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 use crate::helpers::fresh_database_url;
