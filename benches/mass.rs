@@ -35,7 +35,10 @@ struct Bench {
 
 fn env(sandbox: &Sandbox, address: &str, db: &str, worker: bool) -> Vec<(String, String)> {
     [
-        ("EMAIL_MANAGER__SERVER__BIND", address.trim_start_matches("http://").to_string()),
+        (
+            "EMAIL_MANAGER__SERVER__BIND",
+            address.trim_start_matches("http://").to_string(),
+        ),
         ("EMAIL_MANAGER__SERVER__WORKERS", "2".into()),
         ("EMAIL_MANAGER__HOST__PUBLIC_URL", address.to_string()),
         ("EMAIL_MANAGER__HOST__API_URL", sandbox.host_api_url()),
@@ -43,15 +46,39 @@ fn env(sandbox: &Sandbox, address: &str, db: &str, worker: bool) -> Vec<(String,
         ("EMAIL_MANAGER__DATABASE__URL", db.to_string()),
         ("EMAIL_MANAGER__DATABASE__MAX_CONNECTIONS", "8".into()),
         ("EMAIL_MANAGER__SYNC__ENABLED", "false".into()),
-        ("EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY", ENCRYPTION_KEY.into()),
+        (
+            "EMAIL_MANAGER__SECURITY__ENCRYPTION_KEY",
+            ENCRYPTION_KEY.into(),
+        ),
         ("EMAIL_MANAGER__MAIL__MASS_WORKER", worker.to_string()),
-        ("EMAIL_MANAGER__PROVIDERS__GOOGLE__AUTH_URL", sandbox.google_auth_url()),
-        ("EMAIL_MANAGER__PROVIDERS__GOOGLE__TOKEN_URL", sandbox.google_token_url()),
-        ("EMAIL_MANAGER__PROVIDERS__GOOGLE__REVOKE_URL", sandbox.google_revoke_url()),
-        ("EMAIL_MANAGER__PROVIDERS__GOOGLE__USERINFO_URL", sandbox.google_userinfo_url()),
-        ("EMAIL_MANAGER__PROVIDERS__GOOGLE__GMAIL_API_BASE", sandbox.gmail_api_base()),
-        ("EMAIL_MANAGER__PROVIDERS__MICROSOFT__AUTHORITY", sandbox.microsoft_authority()),
-        ("EMAIL_MANAGER__PROVIDERS__MICROSOFT__GRAPH_API_BASE", sandbox.graph_api_base()),
+        (
+            "EMAIL_MANAGER__PROVIDERS__GOOGLE__AUTH_URL",
+            sandbox.google_auth_url(),
+        ),
+        (
+            "EMAIL_MANAGER__PROVIDERS__GOOGLE__TOKEN_URL",
+            sandbox.google_token_url(),
+        ),
+        (
+            "EMAIL_MANAGER__PROVIDERS__GOOGLE__REVOKE_URL",
+            sandbox.google_revoke_url(),
+        ),
+        (
+            "EMAIL_MANAGER__PROVIDERS__GOOGLE__USERINFO_URL",
+            sandbox.google_userinfo_url(),
+        ),
+        (
+            "EMAIL_MANAGER__PROVIDERS__GOOGLE__GMAIL_API_BASE",
+            sandbox.gmail_api_base(),
+        ),
+        (
+            "EMAIL_MANAGER__PROVIDERS__MICROSOFT__AUTHORITY",
+            sandbox.microsoft_authority(),
+        ),
+        (
+            "EMAIL_MANAGER__PROVIDERS__MICROSOFT__GRAPH_API_BASE",
+            sandbox.graph_api_base(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -107,7 +134,11 @@ impl Bench {
     /// Links a sandbox mailbox for MEMBER, as the OAuth flow does; answers the account id.
     async fn link(&self, provider: &str, email: &str) -> anyhow::Result<i64> {
         let auth = self
-            .call(MEMBER, "mailAccounts:authorize", json!({"provider": provider}))
+            .call(
+                MEMBER,
+                "mailAccounts:authorize",
+                json!({"provider": provider}),
+            )
             .await?;
         let mut url = url::Url::parse(auth["url"].as_str().unwrap_or_default())?;
         let path = format!("{}/approve", url.path());
@@ -172,8 +203,10 @@ impl Bench {
 
 fn recipients(n: usize, prefix: &str) -> Value {
     (0..n)
-        .map(|i| json!({"email": format!("{prefix}{i}@example.test"), "name": format!("Person {i}"),
-                        "variables": {"plan": if i % 2 == 0 { "gold" } else { "basic" }}}))
+        .map(|i| {
+            json!({"email": format!("{prefix}{i}@example.test"), "name": format!("Person {i}"),
+                        "variables": {"plan": if i % 2 == 0 { "gold" } else { "basic" }}})
+        })
         .collect()
 }
 
@@ -196,7 +229,9 @@ async fn time_to_accepted() -> anyhow::Result<()> {
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let job = b.call(MEMBER, "mailMassMessages:create", body.clone()).await?;
+        let job = b
+            .call(MEMBER, "mailMassMessages:create", body.clone())
+            .await?;
         times.push(t.elapsed());
         anyhow::ensure!(job["total"] == 10_000, "{job}");
     }
@@ -250,12 +285,21 @@ async fn send_rate(provider: &str, email: &str, n: usize) -> anyhow::Result<f64>
 
     // The sandbox's own limit: the same sends straight at it, CONCURRENCY at a time.
     let state = b.app.clone();
-    let p = state.registry.get(provider).map_err(|e| anyhow::anyhow!(e.message))?;
+    let p = state
+        .registry
+        .get(provider)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let access = email_manager::sync::tokens::access_token(&state, p.as_ref(), account, false)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (url, gmail) = if provider == "google" {
-        (format!("{}/gmail/v1/users/me/messages/send", b.sandbox.gmail_api_base()), true)
+        (
+            format!(
+                "{}/gmail/v1/users/me/messages/send",
+                b.sandbox.gmail_api_base()
+            ),
+            true,
+        )
     } else {
         (format!("{}/me/sendMail", b.sandbox.graph_api_base()), false)
     };

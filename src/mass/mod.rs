@@ -697,6 +697,32 @@ mod tests {
     }
 
     #[test]
+    fn quota_answers_are_told_from_rate_limits() {
+        use reqwest::StatusCode;
+        let gmail_quota = r#"{"error":{"code":429,"message":"User-rate limit exceeded.  Retry after 2026-12-02T10:00:00.000Z (Mail sending)","errors":[{"message":"x","domain":"usageLimits","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}"#;
+        let gmail_rate = r#"{"error":{"code":429,"message":"User-rate limit exceeded.","errors":[{"message":"x","domain":"usageLimits","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}"#;
+        let gmail_daily = r#"{"error":{"code":403,"message":"Daily Limit Exceeded","errors":[{"domain":"usageLimits","reason":"dailyLimitExceeded"}]}}"#;
+        let google = crate::providers::google::classify;
+        assert!(matches!(
+            google(StatusCode::TOO_MANY_REQUESTS, gmail_quota),
+            Some(ProviderError::QuotaExceeded(m)) if m.contains("Mail sending")
+        ));
+        assert!(google(StatusCode::TOO_MANY_REQUESTS, gmail_rate).is_none());
+        assert!(matches!(
+            google(StatusCode::FORBIDDEN, gmail_daily),
+            Some(ProviderError::QuotaExceeded(_))
+        ));
+        let graph = crate::providers::microsoft::classify;
+        let exchange = r#"{"error":{"code":"ErrorQuotaExceeded","message":"The sender has exceeded the quota."}}"#;
+        assert!(matches!(
+            graph(StatusCode::FORBIDDEN, exchange),
+            Some(ProviderError::QuotaExceeded(m)) if m.contains("exceeded the quota")
+        ));
+        let throttled = r#"{"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}"#;
+        assert!(graph(StatusCode::TOO_MANY_REQUESTS, throttled).is_none());
+    }
+
+    #[test]
     fn retry_after_is_honoured_within_bounds() {
         let e = ProviderError::RateLimited {
             retry_after: Some(Duration::from_secs(3)),
