@@ -747,6 +747,12 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     assert_eq!(body["data"]["massRatePerMinute"], 45, "stored");
 
     // The scheduler uses the new interval: the next sync is ~100 s after the last.
+    // Mail from the last 20 days; the first sync takes the last 7 only.
+    app.sandbox_post(
+        &format!("/__sandbox/mailboxes/{GMAIL}/generate"),
+        json!({"count": 60, "seed": 5, "days": 20}),
+    )
+    .await;
     let account = app.link(MEMBER, "google", GMAIL).await["id"]
         .as_i64()
         .expect("id");
@@ -782,6 +788,41 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     };
     let gap = next - last.expect("synced");
     assert!((89_000..=111_000).contains(&gap), "next sync in {gap} ms");
+    let at_provider: Vec<i64> = {
+        let body: Value = app
+            .client
+            .get(format!(
+                "{}/__sandbox/mailboxes/{GMAIL}",
+                app.sandbox.base_url
+            ))
+            .send()
+            .await
+            .expect("mailbox")
+            .json()
+            .await
+            .expect("json");
+        body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| millis(m["receivedAt"].as_str().expect("receivedAt")))
+            .collect()
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let within = |days: i64| {
+        at_provider
+            .iter()
+            .filter(|t| **t >= now - days * 86_400_000)
+            .count() as i64
+    };
+    let local = app.count("mail_messages").await;
+    assert!(
+        local >= within(6) && local <= within(8) && local < at_provider.len() as i64,
+        "the first sync took the last 7 days: {local} of {} ({} within 6 days, {} within 8)",
+        at_provider.len(),
+        within(6),
+        within(8)
+    );
     // Mass mailing takes the rate per account; a job's own rate cannot exceed it.
     let j = created(
         &app,
@@ -807,6 +848,19 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = crate::send::send(
+        &app,
+        MEMBER,
+        json!({"accountId": account, "to": ["x@example.test"], "subject": "s", "text": "t",
+               "attachments": [file]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a single send too: {body}"
+    );
     // null goes back to the configured default.
     let d = set_general(&app, json!({"massRatePerMinute": null})).await;
     assert_eq!(d["massRatePerMinute"], 20);
