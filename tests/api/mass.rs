@@ -501,8 +501,9 @@ async fn a_quota_error_pauses_the_job_with_the_reason_on_both_providers() {
     .await;
     let (gid, oid) = (g["id"].as_i64().expect("id"), o["id"].as_i64().expect("id"));
     for (id, sent, provider) in [(gid, 5, "Google"), (oid, 3, "Microsoft")] {
+        // Sends in flight when the quota hit are refused the same way and go back to the queue.
         let j = wait_job(&app, id, 30, "the quota pauses the job", |j| {
-            j["status"] == "paused"
+            j["status"] == "paused" && j["sending"] == 0
         })
         .await;
         let reason = j["pauseReason"].as_str().expect("a reason");
