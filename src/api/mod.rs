@@ -239,6 +239,7 @@ pub async fn dispatch(
         ("mailMessages", "get") => mail_messages::get(&state, &ctx).await,
         ("mailMessages", "update") => mail_messages::update(&state, &ctx).await,
         ("mailMessages", "destroy") => mail_messages::destroy(&state, &ctx).await,
+        ("mailMessages", "unreadCount") => mail_messages::unread_count(&state, &ctx).await,
         ("mailAttachments", "get") => mail_attachments::get(&state, &ctx).await,
         ("mailAttachments", "download") => mail_attachments::download(&state, &ctx).await,
         ("mailMessageLabels", "list") => mail_message_labels::list(&state, &ctx).await,
@@ -318,6 +319,7 @@ fn is_known(resource: &str, action: &str) -> bool {
                 "list" | "get" | "create" | "update" | "destroy"
             )
             | ("mailMessages", "send")
+            | ("mailMessages", "unreadCount")
             | (
                 "mailDrafts",
                 "create" | "update" | "get" | "list" | "send" | "destroy"
