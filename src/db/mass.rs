@@ -717,3 +717,55 @@ pub fn release(conn: &mut DbConnection, c: &Claimed, owner: &str, now: i64) -> R
     }
     Ok(())
 }
+
+/// Claims up to `limit` recipients of paused or cancelled jobs left `sending` with a lapsed lease
+/// (a process died mid-send): they are only looked up at the provider, never sent, so the job's
+/// counts end up true.
+pub fn claim_stopped_unsure(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, DbError> {
+    let stopped = mail_mass_jobs::table
+        .filter(mail_mass_jobs::status.eq_any([js::PAUSED, js::CANCELLED]))
+        .select(mail_mass_jobs::id);
+    let rows: Vec<RecipientRow> = mail_mass_recipients::table
+        .filter(mail_mass_recipients::job_id.eq_any(stopped))
+        .filter(mail_mass_recipients::status.eq(rs::SENDING))
+        .filter(mail_mass_recipients::lease_until.lt(now))
+        .order(mail_mass_recipients::id.asc())
+        .limit(limit)
+        .select(RecipientRow::as_select())
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let n = diesel::update(
+            mail_mass_recipients::table
+                .find(r.id)
+                .filter(mail_mass_recipients::status.eq(rs::SENDING))
+                .filter(mail_mass_recipients::lease_until.eq(r.lease_until)),
+        )
+        .set((
+            mail_mass_recipients::lease_owner.eq(owner),
+            mail_mass_recipients::lease_until.eq(lease_until),
+            mail_mass_recipients::attempts.eq(mail_mass_recipients::attempts + 1),
+            mail_mass_recipients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if n == 1 {
+            out.push(Claimed {
+                recipient: RecipientRow {
+                    attempts: r.attempts + 1,
+                    lease_owner: Some(owner.into()),
+                    lease_until,
+                    updated_at: now,
+                    ..r
+                },
+                resume: true,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -4,7 +4,9 @@
 
 use diesel::prelude::*;
 
-use super::schema::{mail_accounts, mail_folders, mail_message_counts, mail_message_labels, mail_messages};
+use super::schema::{
+    mail_accounts, mail_folders, mail_message_counts, mail_message_labels, mail_messages,
+};
 use super::{DbConnection, DbError};
 
 pub struct UnreadCounts {
@@ -35,7 +37,11 @@ pub fn for_user(conn: &mut DbConnection, user_id: i64) -> Result<UnreadCounts, D
     let folder_names: Vec<(i64, String, String)> = mail_folders::table
         .filter(mail_folders::account_id.eq_any(&accounts))
         .filter(mail_folders::folder.like("user:%"))
-        .select((mail_folders::account_id, mail_folders::folder, mail_folders::name))
+        .select((
+            mail_folders::account_id,
+            mail_folders::folder,
+            mail_folders::name,
+        ))
         .load(conn)?;
     // Labelled messages are a small share of a mailbox; the join walks only those of this user.
     let labels: Vec<(i64, i64)> = mail_message_labels::table

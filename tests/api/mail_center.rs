@@ -286,7 +286,6 @@ async fn sign_in(browser: &Browser, app: &TestApp, user: i64, locale: Option<&st
     browser.goto(&format!("{}/admin/mail", app.address)).await;
 }
 
-
 #[actix_web::test]
 async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     let app = TestApp::spawn().await;
@@ -369,7 +368,9 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser
         .wait_for(
             "the inbox count",
-            &format!("return document.getElementById('mc-count-inbox').textContent === '{inbox_unread}'"),
+            &format!(
+                "return document.getElementById('mc-count-inbox').textContent === '{inbox_unread}'"
+            ),
             10,
         )
         .await;
@@ -378,7 +379,10 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         .await;
     let page = page.as_str().unwrap_or("");
     assert!(page.contains(ALICE), "{page}");
-    assert!(!page.contains("Bob private payroll") && !page.contains(BOB), "{page}");
+    assert!(
+        !page.contains("Bob private payroll") && !page.contains(BOB),
+        "{page}"
+    );
     let thread_count = browser
         .eval(
             "var r=[...document.querySelectorAll('#mc-list .mc-row')].find(e=>e.textContent.includes('Re: Account notice')); return r ? r.querySelector('.mc-thread-count').textContent : null",
@@ -472,7 +476,10 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser
         .wait_for(
             "the count to drop",
-            &format!("return document.getElementById('mc-count-inbox').textContent === '{}'", inbox_unread - 1),
+            &format!(
+                "return document.getElementById('mc-count-inbox').textContent === '{}'",
+                inbox_unread - 1
+            ),
             10,
         )
         .await;
@@ -488,7 +495,10 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         .await;
     assert_eq!(got["data"]["unread"], false, "opening marked it read");
     let listed = browser
-        .eval("return document.getElementById('mc-attachments').innerText", json!([]))
+        .eval(
+            "return document.getElementById('mc-attachments').innerText",
+            json!([]),
+        )
         .await;
     assert!(
         listed.as_str().unwrap_or("").contains("invoice.pdf")
@@ -520,7 +530,9 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         .decode(downloaded.as_str().expect("b64"))
         .expect("base64");
     assert_eq!(downloaded, bytes, "the bytes the sandbox holds");
-    let name = browser.eval("return window.__downloadName", json!([])).await;
+    let name = browser
+        .eval("return window.__downloadName", json!([]))
+        .await;
     assert_eq!(name, "invoice.pdf");
 
     // Label it (a new label made in the left column) and add a note; checked through the API.
@@ -560,12 +572,18 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
             MEMBER,
             None,
             "mailMessages:get",
-            &[("filterByTk", &invoice_id.to_string()), ("appends", "labels,notes")],
+            &[
+                ("filterByTk", &invoice_id.to_string()),
+                ("appends", "labels,notes"),
+            ],
             None,
         )
         .await;
     assert_eq!(got["data"]["labels"][0]["name"], "Clients", "{got}");
-    assert_eq!(got["data"]["notes"][0]["content"], "Pay before Friday", "{got}");
+    assert_eq!(
+        got["data"]["notes"][0]["content"], "Pay before Friday",
+        "{got}"
+    );
 
     // Back to the whole inbox: open the hostile thread. Nothing in it runs.
     browser
@@ -614,13 +632,27 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         )
         .await;
     let sandbox = frame["sandbox"].as_str().unwrap_or("");
-    assert!(!sandbox.contains("allow-scripts") && !sandbox.contains("allow-same-origin"), "{sandbox}");
+    assert!(
+        !sandbox.contains("allow-scripts") && !sandbox.contains("allow-same-origin"),
+        "{sandbox}"
+    );
     let srcdoc = frame["srcdoc"].as_str().unwrap_or("");
-    assert!(!srcdoc.contains("<script") && !srcdoc.contains("onerror") && !srcdoc.contains("javascript:"), "{srcdoc}");
-    assert!(!srcdoc.contains("127.0.0.1:9/track.png"), "the tracker is blocked: {srcdoc}");
+    assert!(
+        !srcdoc.contains("<script")
+            && !srcdoc.contains("onerror")
+            && !srcdoc.contains("javascript:"),
+        "{srcdoc}"
+    );
+    assert!(
+        !srcdoc.contains("127.0.0.1:9/track.png"),
+        "the tracker is blocked: {srcdoc}"
+    );
     browser.screenshot("mail-thread").await;
     let pwned = browser
-        .eval("return [window.__pwned === undefined, document.title]", json!([]))
+        .eval(
+            "return [window.__pwned === undefined, document.title]",
+            json!([]),
+        )
         .await;
     assert_eq!(pwned[0], true, "no script ran: {pwned}");
     assert_ne!(pwned[1], "pwned");
@@ -644,7 +676,10 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser
         .wait_for(
             "the count to drop again",
-            &format!("return document.getElementById('mc-count-inbox').textContent === '{}'", inbox_unread - 2),
+            &format!(
+                "return document.getElementById('mc-count-inbox').textContent === '{}'",
+                inbox_unread - 2
+            ),
             10,
         )
         .await;
@@ -660,7 +695,10 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser
         .wait_for(
             "the bulk read",
-            &format!("return document.getElementById('mc-count-inbox').textContent === '{}'", inbox_unread - 4),
+            &format!(
+                "return document.getElementById('mc-count-inbox').textContent === '{}'",
+                inbox_unread - 4
+            ),
             10,
         )
         .await;
@@ -688,11 +726,7 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     // Narrow window: the list alone, then the message alone with a way back.
     browser.set_window_size(420, 800).await;
     browser
-        .wait_for(
-            "the Back button",
-            &format!("{VISIBLE}('mc-back')"),
-            10,
-        )
+        .wait_for("the Back button", &format!("{VISIBLE}('mc-back')"), 10)
         .await;
     browser.click("#mc-back").await;
     browser
@@ -719,7 +753,9 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser.set_window_size(1280, 800).await;
 
     // Sync state: "Sync now" works; a revoked grant shows "Re-link", which links it again.
-    browser.click(&format!("#mc-account-{alice_id} .mc-sync")).await;
+    browser
+        .click(&format!("#mc-account-{alice_id} .mc-sync"))
+        .await;
     browser
         .wait_for(
             "the sync toast",
@@ -729,7 +765,9 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         .await;
     app.sandbox_post("/__sandbox/tokens/revoke", json!({"email": ALICE}))
         .await;
-    browser.click(&format!("#mc-account-{alice_id} .mc-sync")).await;
+    browser
+        .click(&format!("#mc-account-{alice_id} .mc-sync"))
+        .await;
     browser
         .wait_for(
             "the Re-link button",
@@ -740,7 +778,9 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
     browser.screenshot("mail-reauth").await;
     let main = browser.current_window().await;
     let known = browser.window_handles().await;
-    browser.click(&format!("#mc-account-{alice_id} .mc-relink")).await;
+    browser
+        .click(&format!("#mc-account-{alice_id} .mc-relink"))
+        .await;
     let popup = browser.wait_for_new_window(&known).await;
     browser.switch_to(&popup).await;
     browser
@@ -789,9 +829,14 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
             15,
         )
         .await;
-    let page = browser.eval("return document.body.innerText", json!([])).await;
+    let page = browser
+        .eval("return document.body.innerText", json!([]))
+        .await;
     let page = page.as_str().unwrap_or("");
-    assert!(page.contains("Bob private payroll") && !page.contains(ALICE) && !page.contains("invoice"), "{page}");
+    assert!(
+        page.contains("Bob private payroll") && !page.contains(ALICE) && !page.contains("invoice"),
+        "{page}"
+    );
 
     // An expired token sends the page to the host's sign-in.
     browser

@@ -909,3 +909,60 @@ async fn replicas_share_the_queue_without_sending_anyone_twice() {
     assert_once_each(&delivered(&app, OUTLOOK).await, 150, "oa");
     app.stop().await;
 }
+
+/// A dead process's send of a job cancelled meanwhile is settled by asking the provider, never by
+/// sending: the one it had taken counts as sent, the other goes back to the queue.
+#[actix_web::test]
+async fn interrupted_sends_of_a_cancelled_job_are_looked_up_not_sent() {
+    use diesel::prelude::*;
+    use email_manager::db::schema::mail_mass_recipients::dsl as r;
+    let (app, _uploads) = spawn_app(&[]).await;
+    let account = linked(&app, MEMBER, GMAIL).await;
+    // One a minute: the first goes at once, the others wait.
+    let j = created(
+        &app,
+        MEMBER,
+        json!({"accountId": account, "subject": "S", "text": "t", "recipients": recipients(3, "c"), "rate": 1}),
+    )
+    .await;
+    let id = j["id"].as_i64().expect("id");
+    wait_job(&app, id, 20, "the first send", |j| j["sent"] == 1).await;
+    let (status, _) = act(&app, MEMBER, "cancel", id).await;
+    assert_eq!(status, StatusCode::OK);
+    // As a process killed mid-send leaves them: the sent one before its result was written, the
+    // second before the provider heard of it.
+    app.state
+        .db
+        .run(move |c| {
+            diesel::update(
+                r::mail_mass_recipients
+                    .filter(r::job_id.eq(id))
+                    .filter(r::email.eq_any(["c0@example.test", "c1@example.test"])),
+            )
+            .set((
+                r::status.eq("sending"),
+                r::lease_until.eq(0i64),
+                r::sent_at.eq(None::<i64>),
+            ))
+            .execute(c)?;
+            Ok(())
+        })
+        .await
+        .expect("update");
+    let done = wait_job(&app, id, 20, "the interrupted sends are settled", |j| {
+        j["sending"] == 0
+    })
+    .await;
+    assert_eq!(
+        (&done["sent"], &done["queued"]),
+        (&json!(1), &json!(2)),
+        "{done}"
+    );
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(
+        outbox(&app, Some(GMAIL)).await.len(),
+        1,
+        "nothing sent again"
+    );
+    app.stop().await;
+}
