@@ -575,7 +575,14 @@ async fn change(
     let now = now_millis();
     let changed = state
         .db
-        .run(move |c| store::set_job_status(c, id, from, to, None, now))
+        .run(move |c| {
+            let changed = store::set_job_status(c, id, from, to, None, now)?;
+            // Its last recipients may have finished while it was paused.
+            if changed && to == js::RUNNING {
+                store::complete_if_done(c, id, now)?;
+            }
+            Ok(changed)
+        })
         .await?;
     if !changed && job.status != to {
         return Err(ApiError::invalid(format!(

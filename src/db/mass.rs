@@ -454,7 +454,7 @@ pub fn claim(
                     if first {
                         pass.started.push(c.recipient.job_id);
                     }
-                    pass.claimed.push(c);
+                    pass.claimed.push(*c);
                     free -= 1;
                 }
                 ClaimOne::Wait(at) => {
@@ -470,7 +470,7 @@ pub fn claim(
 
 enum ClaimOne {
     /// The recipient, and whether it is its job's first.
-    Claimed(Claimed, bool),
+    Claimed(Box<Claimed>, bool),
     /// The account's pace holds it back until then.
     Wait(i64),
     Nothing,
@@ -581,7 +581,10 @@ fn claim_one(
             updated_at: now,
             ..r
         };
-        return Ok(ClaimOne::Claimed(Claimed { recipient, resume }, first));
+        return Ok(ClaimOne::Claimed(
+            Box::new(Claimed { recipient, resume }),
+            first,
+        ));
     }
     Ok(ClaimOne::Nothing)
 }
@@ -713,4 +716,56 @@ pub fn release(conn: &mut DbConnection, c: &Claimed, owner: &str, now: i64) -> R
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// Claims up to `limit` recipients of paused or cancelled jobs left `sending` with a lapsed lease
+/// (a process died mid-send): they are only looked up at the provider, never sent, so the job's
+/// counts end up true.
+pub fn claim_stopped_unsure(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, DbError> {
+    let stopped = mail_mass_jobs::table
+        .filter(mail_mass_jobs::status.eq_any([js::PAUSED, js::CANCELLED]))
+        .select(mail_mass_jobs::id);
+    let rows: Vec<RecipientRow> = mail_mass_recipients::table
+        .filter(mail_mass_recipients::job_id.eq_any(stopped))
+        .filter(mail_mass_recipients::status.eq(rs::SENDING))
+        .filter(mail_mass_recipients::lease_until.lt(now))
+        .order(mail_mass_recipients::id.asc())
+        .limit(limit)
+        .select(RecipientRow::as_select())
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let n = diesel::update(
+            mail_mass_recipients::table
+                .find(r.id)
+                .filter(mail_mass_recipients::status.eq(rs::SENDING))
+                .filter(mail_mass_recipients::lease_until.eq(r.lease_until)),
+        )
+        .set((
+            mail_mass_recipients::lease_owner.eq(owner),
+            mail_mass_recipients::lease_until.eq(lease_until),
+            mail_mass_recipients::attempts.eq(mail_mass_recipients::attempts + 1),
+            mail_mass_recipients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        if n == 1 {
+            out.push(Claimed {
+                recipient: RecipientRow {
+                    attempts: r.attempts + 1,
+                    lease_owner: Some(owner.into()),
+                    lease_until,
+                    updated_at: now,
+                    ..r
+                },
+                resume: true,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -87,6 +87,7 @@ pub fn spawn(state: web::Data<AppState>) {
             };
             if gauge_at.is_none_or(|t| t.elapsed() >= GAUGE_EVERY) {
                 gauge_at = Some(Instant::now());
+                resolve_stopped(&state).await;
                 match state.db.run(store::queue_depth).await {
                     Ok(n) => state.metrics.set_gauge("email_manager_send_queue_depth", n),
                     Err(e) => log::warn!("mass mailing: reading the queue depth failed: {e}"),
@@ -150,6 +151,78 @@ async fn pass(state: &web::Data<AppState>) -> Result<Duration, db::DbError> {
         })
         .unwrap_or(POLL);
     Ok(wait)
+}
+
+/// Recipients of paused or cancelled jobs that a dead process left `sending`: looked up at the
+/// provider by Message-ID (found → sent, not found → queued), never sent from here.
+async fn resolve_stopped(state: &web::Data<AppState>) {
+    let now = now_millis();
+    let (owner, until) = (state.sync.owner.clone(), now + lease_ms(state));
+    let claimed = match state
+        .db
+        .run(move |c| store::claim_stopped_unsure(c, &owner, now, until, 20))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            log::warn!("mass mailing: looking for interrupted sends failed: {e}");
+            return;
+        }
+    };
+    for c in claimed {
+        let state = state.clone();
+        actix_web::rt::spawn(async move {
+            let outcome = resolve_only(&state, &c).await;
+            let (id, job_id, owner, now) = (
+                c.recipient.id,
+                c.recipient.job_id,
+                state.sync.owner.clone(),
+                now_millis(),
+            );
+            if let Err(e) = state
+                .db
+                .run(move |db| store::finish(db, id, &owner, &outcome, now).map(|_| ()))
+                .await
+            {
+                log::warn!("mass mailing {job_id}: recording recipient {id} failed: {e}");
+            }
+        });
+    }
+}
+
+async fn resolve_only(state: &AppState, c: &Claimed) -> Outcome {
+    let r = &c.recipient;
+    let account_id = r.account_id;
+    let later = |error: String| Outcome::Unsure {
+        retry_at: now_millis() + backoff_ms(r.attempts.max(3)),
+        error,
+    };
+    let account = match state
+        .db
+        .run(move |db| db::accounts::get(db, account_id))
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return later(e.to_string()),
+    };
+    let Ok(provider) = state.registry.get(&account.provider) else {
+        return later(format!("unknown provider {}", account.provider));
+    };
+    let token = match token(state, provider.as_ref(), account_id, false).await {
+        Ok(t) => t,
+        Err(NoToken::Reauth(why) | NoToken::Later(why)) => return later(why),
+    };
+    match provider.find_sent(&token, &r.message_id).await {
+        Ok(Some(sent)) => Outcome::Sent {
+            provider_message_id: sent.provider_message_id,
+        },
+        Ok(None) => Outcome::Requeue {
+            not_before: now_millis(),
+            error: None,
+            counted: false,
+        },
+        Err(e) => later(format!("could not check whether it was sent: {e}")),
+    }
 }
 
 fn lease_ms(state: &AppState) -> i64 {
@@ -694,6 +767,32 @@ mod tests {
         assert_eq!(backoff_ms(2), 2000);
         assert_eq!(backoff_ms(4), 8000);
         assert_eq!(backoff_ms(30), 60_000);
+    }
+
+    #[test]
+    fn quota_answers_are_told_from_rate_limits() {
+        use reqwest::StatusCode;
+        let gmail_quota = r#"{"error":{"code":429,"message":"User-rate limit exceeded.  Retry after 2026-12-02T10:00:00.000Z (Mail sending)","errors":[{"message":"x","domain":"usageLimits","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}"#;
+        let gmail_rate = r#"{"error":{"code":429,"message":"User-rate limit exceeded.","errors":[{"message":"x","domain":"usageLimits","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED"}}"#;
+        let gmail_daily = r#"{"error":{"code":403,"message":"Daily Limit Exceeded","errors":[{"domain":"usageLimits","reason":"dailyLimitExceeded"}]}}"#;
+        let google = crate::providers::google::classify;
+        assert!(matches!(
+            google(StatusCode::TOO_MANY_REQUESTS, gmail_quota),
+            Some(ProviderError::QuotaExceeded(m)) if m.contains("Mail sending")
+        ));
+        assert!(google(StatusCode::TOO_MANY_REQUESTS, gmail_rate).is_none());
+        assert!(matches!(
+            google(StatusCode::FORBIDDEN, gmail_daily),
+            Some(ProviderError::QuotaExceeded(_))
+        ));
+        let graph = crate::providers::microsoft::classify;
+        let exchange = r#"{"error":{"code":"ErrorQuotaExceeded","message":"The sender has exceeded the quota."}}"#;
+        assert!(matches!(
+            graph(StatusCode::FORBIDDEN, exchange),
+            Some(ProviderError::QuotaExceeded(m)) if m.contains("exceeded the quota")
+        ));
+        let throttled = r#"{"error":{"code":"ApplicationThrottled","message":"Application is over its MailboxConcurrency limit."}}"#;
+        assert!(graph(StatusCode::TOO_MANY_REQUESTS, throttled).is_none());
     }
 
     #[test]

@@ -501,8 +501,9 @@ async fn a_quota_error_pauses_the_job_with_the_reason_on_both_providers() {
     .await;
     let (gid, oid) = (g["id"].as_i64().expect("id"), o["id"].as_i64().expect("id"));
     for (id, sent, provider) in [(gid, 5, "Google"), (oid, 3, "Microsoft")] {
+        // Sends in flight when the quota hit are refused the same way and go back to the queue.
         let j = wait_job(&app, id, 30, "the quota pauses the job", |j| {
-            j["status"] == "paused"
+            j["status"] == "paused" && j["sending"] == 0
         })
         .await;
         let reason = j["pauseReason"].as_str().expect("a reason");
@@ -747,6 +748,12 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     assert_eq!(body["data"]["massRatePerMinute"], 45, "stored");
 
     // The scheduler uses the new interval: the next sync is ~100 s after the last.
+    // Mail from the last 20 days; the first sync takes the last 7 only.
+    app.sandbox_post(
+        &format!("/__sandbox/mailboxes/{GMAIL}/generate"),
+        json!({"count": 60, "seed": 5, "days": 20}),
+    )
+    .await;
     let account = app.link(MEMBER, "google", GMAIL).await["id"]
         .as_i64()
         .expect("id");
@@ -782,6 +789,41 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     };
     let gap = next - last.expect("synced");
     assert!((89_000..=111_000).contains(&gap), "next sync in {gap} ms");
+    let at_provider: Vec<i64> = {
+        let body: Value = app
+            .client
+            .get(format!(
+                "{}/__sandbox/mailboxes/{GMAIL}",
+                app.sandbox.base_url
+            ))
+            .send()
+            .await
+            .expect("mailbox")
+            .json()
+            .await
+            .expect("json");
+        body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| millis(m["receivedAt"].as_str().expect("receivedAt")))
+            .collect()
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let within = |days: i64| {
+        at_provider
+            .iter()
+            .filter(|t| **t >= now - days * 86_400_000)
+            .count() as i64
+    };
+    let local = app.count("mail_messages").await;
+    assert!(
+        local >= within(6) && local <= within(8) && local < at_provider.len() as i64,
+        "the first sync took the last 7 days: {local} of {} ({} within 6 days, {} within 8)",
+        at_provider.len(),
+        within(6),
+        within(8)
+    );
     // Mass mailing takes the rate per account; a job's own rate cannot exceed it.
     let j = created(
         &app,
@@ -807,6 +849,19 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, body) = crate::send::send(
+        &app,
+        MEMBER,
+        json!({"accountId": account, "to": ["x@example.test"], "subject": "s", "text": "t",
+               "attachments": [file]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a single send too: {body}"
+    );
     // null goes back to the configured default.
     let d = set_general(&app, json!({"massRatePerMinute": null})).await;
     assert_eq!(d["massRatePerMinute"], 20);
@@ -852,5 +907,62 @@ async fn replicas_share_the_queue_without_sending_anyone_twice() {
     assert_eq!(seen.len(), 300);
     assert!(seen.values().all(|n| *n == 1), "no one twice");
     assert_once_each(&delivered(&app, OUTLOOK).await, 150, "oa");
+    app.stop().await;
+}
+
+/// A dead process's send of a job cancelled meanwhile is settled by asking the provider, never by
+/// sending: the one it had taken counts as sent, the other goes back to the queue.
+#[actix_web::test]
+async fn interrupted_sends_of_a_cancelled_job_are_looked_up_not_sent() {
+    use diesel::prelude::*;
+    use email_manager::db::schema::mail_mass_recipients::dsl as r;
+    let (app, _uploads) = spawn_app(&[]).await;
+    let account = linked(&app, MEMBER, GMAIL).await;
+    // One a minute: the first goes at once, the others wait.
+    let j = created(
+        &app,
+        MEMBER,
+        json!({"accountId": account, "subject": "S", "text": "t", "recipients": recipients(3, "c"), "rate": 1}),
+    )
+    .await;
+    let id = j["id"].as_i64().expect("id");
+    wait_job(&app, id, 20, "the first send", |j| j["sent"] == 1).await;
+    let (status, _) = act(&app, MEMBER, "cancel", id).await;
+    assert_eq!(status, StatusCode::OK);
+    // As a process killed mid-send leaves them: the sent one before its result was written, the
+    // second before the provider heard of it.
+    app.state
+        .db
+        .run(move |c| {
+            diesel::update(
+                r::mail_mass_recipients
+                    .filter(r::job_id.eq(id))
+                    .filter(r::email.eq_any(["c0@example.test", "c1@example.test"])),
+            )
+            .set((
+                r::status.eq("sending"),
+                r::lease_until.eq(0i64),
+                r::sent_at.eq(None::<i64>),
+            ))
+            .execute(c)?;
+            Ok(())
+        })
+        .await
+        .expect("update");
+    let done = wait_job(&app, id, 20, "the interrupted sends are settled", |j| {
+        j["sending"] == 0
+    })
+    .await;
+    assert_eq!(
+        (&done["sent"], &done["queued"]),
+        (&json!(1), &json!(2)),
+        "{done}"
+    );
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(
+        outbox(&app, Some(GMAIL)).await.len(),
+        1,
+        "nothing sent again"
+    );
     app.stop().await;
 }
