@@ -488,7 +488,7 @@ fn claim_one(
     if gate > now {
         return Ok(ClaimOne::Wait(gate));
     }
-    let jobs: Vec<(i64, Option<i64>, Option<i64>)> = mail_mass_jobs::table
+    let jobs: Vec<(i64, Option<i64>, Option<i64>, i64)> = mail_mass_jobs::table
         .filter(mail_mass_jobs::account_id.eq(a.account_id))
         .filter(mail_mass_jobs::status.eq(js::RUNNING))
         .order(mail_mass_jobs::id.asc())
@@ -496,9 +496,20 @@ fn claim_one(
             mail_mass_jobs::id,
             mail_mass_jobs::rate,
             mail_mass_jobs::started_at,
+            mail_mass_jobs::pace_next_at,
         ))
         .load(conn)?;
-    for (job_id, job_rate, started_at) in jobs {
+    // The earliest time a job held back by its own rate may send again.
+    let mut job_wait: Option<i64> = None;
+    for (job_id, job_rate, started_at, pace_next_at) in jobs {
+        // A job slower than the account waits on its own clock, so it never slows the others.
+        let own_rate = job_rate
+            .map(|j| j.max(1) as u64)
+            .filter(|j| *j < a.account_rate);
+        if own_rate.is_some() && pace_next_at > now {
+            job_wait = Some(job_wait.map_or(pace_next_at, |w| w.min(pace_next_at)));
+            continue;
+        }
         macro_rules! candidates {
             () => {
                 mail_mass_recipients::table
@@ -526,10 +537,7 @@ fn claim_one(
         };
         let Some(r) = found else { continue };
         // The pace first: a replica that moved it meanwhile wins, and this one waits.
-        let rate = job_rate
-            .map(|j| (j.max(1) as u64).min(a.account_rate))
-            .unwrap_or(a.account_rate);
-        let next = t.next_at.max(now) + interval_ms(rate, t.rate_permille);
+        let next = t.next_at.max(now) + interval_ms(a.account_rate, t.rate_permille);
         let paced = diesel::update(
             mail_mass_throttle::table
                 .find(a.account_id)
@@ -542,6 +550,11 @@ fn claim_one(
         .execute(conn)?;
         if paced == 0 {
             return Ok(ClaimOne::Wait(now + 1));
+        }
+        if let Some(rate) = own_rate {
+            diesel::update(mail_mass_jobs::table.find(job_id))
+                .set(mail_mass_jobs::pace_next_at.eq(now + interval_ms(rate, t.rate_permille)))
+                .execute(conn)?;
         }
         let resume = r.status == rs::SENDING;
         let n = diesel::update(
@@ -586,7 +599,7 @@ fn claim_one(
             first,
         ));
     }
-    Ok(ClaimOne::Nothing)
+    Ok(job_wait.map_or(ClaimOne::Nothing, ClaimOne::Wait))
 }
 
 /// Extends the leases of recipients this process is sending.

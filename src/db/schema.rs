@@ -412,6 +412,7 @@ diesel::table! {
         started_at -> Nullable<BigInt>,
         finished_at -> Nullable<BigInt>,
         updated_at -> BigInt,
+        pace_next_at -> BigInt,
     }
 }
 

@@ -9,7 +9,7 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{TestApp, ADMIN, MEMBER, OTHER_MEMBER};
+use crate::helpers::{wait_for, TestApp, ADMIN, MEMBER, OTHER_MEMBER};
 use crate::send::{add_fault, error_message, linked, outbox, raw_of, spawn_app, upload};
 
 const GMAIL: &str = "alice@gmail.test";
@@ -77,18 +77,6 @@ async fn wait_job<F: Fn(&Value) -> bool>(
             "{what}: not within {secs} s: {j}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -279,7 +267,7 @@ async fn a_sidecar_killed_three_times_sends_every_recipient_exactly_once() {
         let before = outbox(&app, Some(GMAIL)).await.len();
         let more = rand::thread_rng().gen_range(40..90);
         let mut child = app.spawn_binary(&extra, &logs.path().join(format!("{round}.log")));
-        wait_until("the restarted sidecar sends", 30, || async {
+        wait_for("the restarted sidecar sends", 30, || async {
             outbox(&app, Some(GMAIL)).await.len() >= before + more
         })
         .await;
@@ -324,7 +312,7 @@ async fn pause_resume_and_cancel_take_effect_within_a_second() {
     .await;
     assert_eq!(j["rate"], 300);
     let id = j["id"].as_i64().expect("id");
-    wait_until("a few sends", 20, || async {
+    wait_for("a few sends", 20, || async {
         outbox(&app, Some(OUTLOOK)).await.len() >= 3
     })
     .await;
@@ -350,7 +338,7 @@ async fn pause_resume_and_cancel_take_effect_within_a_second() {
     let (status, resumed) = act(&app, MEMBER, "resume", id).await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
     assert_eq!(resumed["data"]["status"], "running");
-    wait_until("sending again", 10, || async {
+    wait_for("sending again", 10, || async {
         outbox(&app, Some(OUTLOOK)).await.len() >= at_pause + 3
     })
     .await;
@@ -772,7 +760,7 @@ async fn general_settings_are_admin_only_checked_and_take_effect() {
             .expect("account")
             .is_some()
     };
-    wait_until("the scheduler syncs the new account", 20, synced).await;
+    wait_for("the scheduler syncs the new account", 20, synced).await;
     let (next, last): (i64, Option<i64>) = {
         use diesel::prelude::*;
         use email_manager::db::schema::mail_accounts::dsl as a;
@@ -964,5 +952,49 @@ async fn interrupted_sends_of_a_cancelled_job_are_looked_up_not_sent() {
         1,
         "nothing sent again"
     );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_slow_job_does_not_hold_back_the_accounts_other_jobs() {
+    let (app, _uploads) = spawn_app(&[]).await;
+    let account = linked(&app, MEMBER, GMAIL).await;
+    set_general(&app, json!({"massRatePerMinute": 6000})).await;
+    // One a minute: after its first send this job waits on its own clock.
+    let slow = created(
+        &app,
+        MEMBER,
+        json!({"accountId": account, "subject": "Slow", "text": "slow",
+               "recipients": recipients(5, "slow"), "rate": 1}),
+    )
+    .await;
+    let slow_id = slow["id"].as_i64().expect("id");
+    wait_job(&app, slow_id, 20, "the slow job's first send", |j| {
+        j["sent"] == 1
+    })
+    .await;
+    let fast = created(
+        &app,
+        MEMBER,
+        json!({"accountId": account, "subject": "Fast", "text": "fast",
+               "recipients": recipients(20, "fast")}),
+    )
+    .await;
+    let fast_id = fast["id"].as_i64().expect("id");
+    let done = wait_job(
+        &app,
+        fast_id,
+        20,
+        "the fast job at the account's rate",
+        |j| j["status"] == "completed",
+    )
+    .await;
+    assert_eq!(done["sent"], 20, "{done}");
+    let slow = job(&app, MEMBER, slow_id).await;
+    assert_eq!(slow["status"], "running", "{slow}");
+    assert_eq!(slow["sent"], 1, "the slow job keeps its own pace: {slow}");
+    let seen = delivered(&app, GMAIL).await;
+    assert_eq!(seen.len(), 21, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
     app.stop().await;
 }

@@ -31,7 +31,10 @@ CREATE TABLE mail_mass_jobs (
     created_at BIGINT NOT NULL,
     started_at BIGINT,
     finished_at BIGINT,
-    updated_at BIGINT NOT NULL
+    updated_at BIGINT NOT NULL,
+    -- A job with its own (lower) rate: the earliest time of its next send. The account's pace
+    -- is in mail_mass_throttle; a slow job must not hold back the account's other jobs.
+    pace_next_at BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX mail_mass_jobs_user ON mail_mass_jobs (user_id, id);
 CREATE INDEX mail_mass_jobs_status ON mail_mass_jobs (status, account_id);
