@@ -148,12 +148,12 @@
     Object.entries(attrs || {}).forEach(([k, v]) => {
       if (v === undefined || v === null || v === false) return;
       if (k === "text") e.textContent = v;
-      else if (k === "className") e.className = v;
+      else if (k === "className" || k === "class") e.className = v;
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else if (k === "dataset") Object.assign(e.dataset, v);
       else e.setAttribute(k, v === true ? "" : v);
     });
-    (children || []).forEach((c) => c !== null && c !== undefined && e.appendChild(typeof c === "string" ? document.createTextNode(c) : c));
+    [].concat(children || []).forEach((c) => c !== null && c !== undefined && e.appendChild(typeof c === "string" ? document.createTextNode(c) : c));
     return e;
   }
   function toast(message, kind) {
@@ -1131,6 +1131,9 @@
     // bytes of a URL, and the session headers.
     fetchBlob,
     authHeaders,
+    // Builds an element: attrs `text`, `class`/`className`, `on<event>`, `dataset`, others as
+    // attributes (true → present, false/null → absent); children nodes or strings.
+    el,
   };
 
   // Deferred scripts run before DOMContentLoaded: waiting for it lets compose.js and mass.js

@@ -152,20 +152,8 @@
   function toast(msg, kind) {
     if (app() && app().toast) app().toast(msg, kind || 'info');
   }
-  function el(tag, attrs, children) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v == null || v === false) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    }
-    for (const c of [].concat(children || [])) {
-      if (c != null) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return e;
-  }
+  // The shell's element builder (MailApp.el), looked up when called: app.js loads first.
+  const el = (tag, attrs, children) => window.MailApp.el(tag, attrs, children);
   function formatSize(n) {
     if (n == null) return '';
     if (n < 1024) return n + ' B';

@@ -121,20 +121,8 @@
     if (s && s !== key) return s;
     return (EN[key] || key).replace(/\{(\w+)\}/g, (m, n) => (vars && n in vars ? String(vars[n]) : m));
   }
-  function el(tag, attrs, children) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v == null || v === false) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    }
-    for (const c of [].concat(children || [])) {
-      if (c != null) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
-    }
-    return e;
-  }
+  // The shell's element builder (MailApp.el), looked up when called: app.js loads first.
+  const el = (tag, attrs, children) => window.MailApp.el(tag, attrs, children);
   function listOf(d) {
     if (Array.isArray(d)) return d;
     if (d && Array.isArray(d.data)) return d.data;
