@@ -23,7 +23,9 @@ use diesel_migrations::MigrationHarness;
 use email_manager::config::Settings;
 use email_manager::db::message_list::ListRow;
 use email_manager::db::models::{MailAttachmentRow, MailMessageRow};
-use email_manager::db::schema::{mail_attachments, mail_labels, mail_message_labels, mail_messages};
+use email_manager::db::schema::{
+    mail_attachments, mail_labels, mail_message_labels, mail_messages,
+};
 use email_manager::db::DbConnection;
 use email_manager::sandbox::{Sandbox, SandboxConfig};
 use email_manager::startup::Application;
@@ -852,7 +854,10 @@ async fn bench_list(bench: &Bench, messages: usize) -> Res<Vec<ListFigures>> {
                 .await??
         };
         if bare_rows != rows {
-            eprintln!("note: {}: the bare query gives {bare_rows} rows, the API {rows}", case.name);
+            eprintln!(
+                "note: {}: the bare query gives {bare_rows} rows, the API {rows}",
+                case.name
+            );
         }
         let conn2 = conn.clone();
         let bare = tokio::task::spawn_blocking(move || -> Result<Latency, String> {
@@ -910,7 +915,10 @@ struct Version {
 
 fn main() -> Res<()> {
     // `cargo bench` passes `--bench`; a filter argument picks parts ("sync", "list").
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let wants = |part: &str| args.is_empty() || args.iter().any(|a| part.contains(a.as_str()));
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .try_init();

@@ -678,6 +678,45 @@ fn narrow(filter: &Filter, user_accounts: &[i64]) -> (Vec<i64>, Option<Vec<Strin
     (accounts.into_iter().collect(), folders, index_only)
 }
 
+/// Columns of the trigram index (migration 9) for the fields whose `$includes` it answers.
+fn trigram_column(field: Field) -> Option<&'static str> {
+    Some(match field {
+        Field::From => "sender",
+        Field::To => "to_text",
+        Field::Cc => "cc_text",
+        Field::Bcc => "bcc_text",
+        Field::ReplyTo => "reply_to_text",
+        Field::Subject => "subject",
+        _ => return None,
+    })
+}
+
+/// The trigram query for the filter's top-level `$includes` conditions the index can answer
+/// (three characters at least: a trigram index cannot narrow a shorter needle; no quotes,
+/// backslashes or control characters: the JSON text holds those escaped).
+fn substring_match(filter: &Filter) -> Option<String> {
+    let terms: Vec<String> = filter
+        .conjuncts()
+        .into_iter()
+        .filter_map(|c| match c {
+            Filter::Cond(
+                field,
+                Pred::Includes {
+                    needle,
+                    negated: false,
+                },
+            ) => {
+                let column = trigram_column(*field)?;
+                let usable = needle.chars().count() >= 3
+                    && !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control());
+                usable.then(|| format!("{column} : \"{}\"", needle.to_lowercase()))
+            }
+            _ => None,
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
 /// The FTS5 query: the accounts and folders when given, every word as a prefix.
 fn fts_match(accounts: Option<&[i64]>, folders: Option<&[String]>, words: &[String]) -> String {
     let mut terms = Vec::new();
@@ -722,6 +761,9 @@ struct Search<'a> {
     /// Read the rows of `ids` directly (few matches) rather than walk a date index testing
     /// each message against them.
     drive: bool,
+    /// `ids` came from the search words (FTS5), so they stand for them; otherwise they only
+    /// narrow (substring candidates) and the words are tested as well.
+    ids_are_search: bool,
 }
 
 /// The most FTS5 matches a search binds as ids; past it the query reads them in a subquery.
@@ -766,17 +808,20 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
     sql.push(&format!("{a}.user_id = ")).int(q.user_id);
     sql.push(" AND ");
     render(sql, &q.filter, a);
-    if !q.search.is_empty() {
-        match (sql.dialect, search.ids, search.fts) {
-            // Driven: the ids are the FROM (see `from_clause`).
-            (Dialect::Sqlite, Some(_), _) if search.drive && a == "m" => {}
-            (Dialect::Sqlite, Some(ids), _) => {
-                // `+`: a test on each row walked, never the way in (the date index is).
-                sql.push(&format!(" AND +{a}.id IN (SELECT value FROM json_each("))
-                    .text(ids_json(ids))
-                    .push("))");
-            }
-            (Dialect::Sqlite, None, Some(m)) => {
+    match (sql.dialect, search.ids) {
+        // Driven: the ids are the FROM (see `from_clause`).
+        (Dialect::Sqlite, Some(_)) if search.drive && a == "m" => {}
+        (Dialect::Sqlite, Some(ids)) => {
+            // `+`: a test on each row walked, never the way in (the date index is).
+            sql.push(&format!(" AND +{a}.id IN (SELECT value FROM json_each("))
+                .text(ids_json(ids))
+                .push("))");
+        }
+        _ => {}
+    }
+    if !q.search.is_empty() && !(search.ids.is_some() && search.ids_are_search) {
+        match (sql.dialect, search.fts) {
+            (Dialect::Sqlite, Some(m)) => {
                 sql.push(&format!(
                     " AND {a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
                 ))
@@ -853,6 +898,45 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         }
         None => None,
     };
+    // SQLite `$includes` on the sender, recipients or subject: the trigram index names the
+    // candidates (few are bound as ids, like search matches; many, and the date index is walked
+    // as before). The exact condition is still tested on each.
+    let mut narrowed = false;
+    let ids = match (d, substring_match(&q.filter)) {
+        (Dialect::Sqlite, Some(m)) => {
+            #[derive(QueryableByName)]
+            struct Rowid {
+                #[diesel(sql_type = BigInt)]
+                rowid: i64,
+            }
+            let mut sql = Sql::new(d);
+            sql.push("SELECT rowid FROM mail_messages_trgm WHERE mail_messages_trgm MATCH ")
+                .text(m)
+                .push(" LIMIT ")
+                .int(MAX_BOUND_MATCHES + 1);
+            let found: Vec<Rowid> = load(conn, sql)?;
+            if found.is_empty() {
+                return Ok(ListPage::default());
+            }
+            if found.len() as i64 > MAX_BOUND_MATCHES {
+                ids
+            } else {
+                let found: BTreeSet<i64> = found.into_iter().map(|r| r.rowid).collect();
+                let both: Vec<i64> = match ids {
+                    Some(words) => words.into_iter().filter(|i| found.contains(i)).collect(),
+                    None => found.into_iter().collect(),
+                };
+                if both.is_empty() {
+                    return Ok(ListPage::default());
+                }
+                narrowed = true;
+                Some(both)
+            }
+        }
+        _ => ids,
+    };
+    // The ids stand for the search words only when they were read from FTS5 alone.
+    let ids_are_search = !q.search.is_empty() && !narrowed;
     // The user's messages, from the counters: what walking the date index would cover.
     let total = match &ids {
         Some(_) => {
@@ -868,6 +952,7 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         fts: fts.as_deref(),
         ids: ids.as_deref(),
         drive: hits.is_some_and(|n| start_from_fts(n, total, wanted)),
+        ids_are_search,
     };
     // The page wants offset + limit matches; a count wants all of them.
     let search = plan(q.offset + q.limit);
