@@ -769,6 +769,10 @@ struct Search<'a> {
 /// The most FTS5 matches a search binds as ids; past it the query reads them in a subquery.
 const MAX_BOUND_MATCHES: i64 = 5000;
 
+/// The most trigram candidates of `$includes` bound as ids; past it (a needle most messages
+/// contain) the date index is walked as without the index, which finds a page quickly then.
+const MAX_BOUND_CANDIDATES: i64 = 20_000;
+
 /// Reading a message row costs about this many steps of walking a date index (measured at
 /// 100k messages: ~5 µs against ~0.08 µs; rows are wide, bodies are stored with them). Decides
 /// whether a search is read starting from its matches or from the date index.
@@ -781,6 +785,14 @@ fn start_from_fts(hits: i64, total: i64, wanted: i64) -> bool {
     let (hits, total, wanted) = (hits.max(1) as i128, total as i128, wanted as i128);
     let walk = (wanted * total / hits).min(total);
     hits * ROW_COST_IN_INDEX_STEPS < walk
+}
+
+/// The same for `$includes` candidates: walking the date index reads each message row too (the
+/// condition is on its columns), so the candidates are read instead whenever they are fewer
+/// than the rows the walk would read.
+fn start_from_candidates(hits: i64, total: i64, wanted: i64) -> bool {
+    let (hits, total, wanted) = (hits.max(1) as i128, total as i128, wanted as i128);
+    hits < (wanted * total / hits).min(total)
 }
 
 /// The ids as one JSON array, bound as a single parameter.
@@ -913,12 +925,12 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
             sql.push("SELECT rowid FROM mail_messages_trgm WHERE mail_messages_trgm MATCH ")
                 .text(m)
                 .push(" LIMIT ")
-                .int(MAX_BOUND_MATCHES + 1);
+                .int(MAX_BOUND_CANDIDATES + 1);
             let found: Vec<Rowid> = load(conn, sql)?;
             if found.is_empty() {
                 return Ok(ListPage::default());
             }
-            if found.len() as i64 > MAX_BOUND_MATCHES {
+            if found.len() as i64 > MAX_BOUND_CANDIDATES {
                 ids
             } else {
                 let found: BTreeSet<i64> = found.into_iter().map(|r| r.rowid).collect();
@@ -951,7 +963,13 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     let plan = |wanted: i64| Search {
         fts: fts.as_deref(),
         ids: ids.as_deref(),
-        drive: hits.is_some_and(|n| start_from_fts(n, total, wanted)),
+        drive: hits.is_some_and(|n| {
+            if narrowed {
+                start_from_candidates(n, total, wanted)
+            } else {
+                start_from_fts(n, total, wanted)
+            }
+        }),
         ids_are_search,
     };
     // The page wants offset + limit matches; a count wants all of them.
@@ -1307,6 +1325,28 @@ mod tests {
         // A deep page wants more matches.
         assert!(!start_from_fts(300, 100_000, 20));
         assert!(start_from_fts(300, 100_000, 1_000));
+    }
+
+    #[test]
+    fn substring_candidates_are_read_when_fewer_than_the_walk() {
+        // A page of 20 among 6,000 candidates of 100k: the walk meets one every ~17 rows.
+        assert!(!start_from_candidates(6_000, 100_000, 20));
+        // Counting them: 6,000 rows read instead of 100,000.
+        assert!(start_from_candidates(6_000, 100_000, 6_000));
+        assert!(start_from_candidates(30, 100_000, 20));
+        let m = |v| substring_match(&filter::parse(&v).expect("f"));
+        assert_eq!(
+            m(json!({"from": {"$includes": "Hopper"}, "subject": {"$includes": "déjà"}})),
+            Some("sender : \"hopper\" AND subject : \"déjà\"".to_string())
+        );
+        // Too short, escaped in the JSON text, negated, or under an $or: the index stays out.
+        assert_eq!(m(json!({"from": {"$includes": "ab"}})), None);
+        assert_eq!(m(json!({"to": {"$includes": "a\"b c"}})), None);
+        assert_eq!(m(json!({"from": {"$notIncludes": "hopper"}})), None);
+        assert_eq!(
+            m(json!({"$or": [{"from": {"$includes": "hopper"}}, {"unread": true}]})),
+            None
+        );
     }
 
     #[test]
