@@ -834,8 +834,11 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
     if !q.search.is_empty() && !(search.ids.is_some() && search.ids_are_search) {
         match (sql.dialect, search.fts) {
             (Dialect::Sqlite, Some(m)) => {
+                // Many matches (more than are bound): `+` makes the matches a set each row
+                // walked in date order is tested against, read once; SQLite would otherwise
+                // start from them and read and sort thousands of rows for one page.
                 sql.push(&format!(
-                    " AND {a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
+                    " AND +{a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
                 ))
                 .text(m)
                 .push(")");
