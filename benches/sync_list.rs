@@ -692,7 +692,7 @@ fn cases(now_ms: i64) -> Vec<Case> {
             .unwrap_or_default();
         (
             format!(
-                "SELECT {COLS} FROM mail_messages m WHERE m.user_id = ?1{folder_sql} AND m.id IN \
+                "SELECT {COLS} FROM mail_messages m WHERE m.user_id = ?1{folder_sql} AND +m.id IN \
                  (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH '{fts}') \
                  ORDER BY {newest} LIMIT {PAGE}"
             ),
