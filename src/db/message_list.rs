@@ -831,7 +831,9 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
         }
         _ => {}
     }
-    if !q.search.is_empty() && !(search.ids.is_some() && search.ids_are_search) {
+    // The words, unless the bound ids are their matches already.
+    let words_bound = search.ids.is_some() && search.ids_are_search;
+    if !q.search.is_empty() && !words_bound {
         match (sql.dialect, search.fts) {
             (Dialect::Sqlite, Some(m)) => {
                 // Many matches (more than are bound): `+` makes the matches a set each row
