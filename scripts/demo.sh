@@ -2,11 +2,15 @@
 # `make demo`: the provider sandbox (Google, Microsoft and a NocoBase host stand-in) on :18080
 # and the sidecar on :13050 in development mode, with the sandbox's OAuth apps already saved.
 # Open http://127.0.0.1:13050/admin/settings/mail, sign in as a sandbox user, link a mailbox.
+# Every sandbox mailbox starts with DEMO_MAIL generated messages (200 by default; hostile HTML,
+# attachments, threads, several charsets), and user 2 has alice@gmail.test and
+# carol@contoso.test linked and synced, so http://127.0.0.1:13050/admin/mail shows mail at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SANDBOX_PORT="${SANDBOX_PORT:-18080}"
 SIDECAR_PORT="${SIDECAR_PORT:-13050}"
+DEMO_MAIL="${DEMO_MAIL:-200}"
 sandbox="http://127.0.0.1:$SANDBOX_PORT"
 sidecar="http://127.0.0.1:$SIDECAR_PORT"
 dir="data/demo"
@@ -19,7 +23,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-target/debug/provider-sandbox --bind "127.0.0.1:$SANDBOX_PORT" --jwt-secret-file "$dir/jwt_secret.dat" &
+target/debug/provider-sandbox --bind "127.0.0.1:$SANDBOX_PORT" --jwt-secret-file "$dir/jwt_secret.dat" --mail "$DEMO_MAIL" &
 pids+=($!)
 
 export EMAIL_MANAGER__DEV__ENABLED=true
@@ -48,9 +52,36 @@ curl -fs -X POST "$sidecar/api/mailSettings:update" -H "authorization: Bearer $t
   "microsoft": {"clientId": "00000000-0000-4000-8000-00000000a11c", "clientSecret": "sandbox~microsoft~secret", "tenant": "common", "enabled": true}
 }' >/dev/null
 
+# Link two sandbox mailboxes for user 2 the way a browser would (authorize, consent, callback),
+# then sync them, so the mail center has mail to show. Already linked ones are linked again.
+member="$(curl -fs -X POST "$sidecar/admin/dev/sign-in" -H 'content-type: application/json' -d '{"userId":2}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')"
+link() {
+  local provider="$1" account="$2" consent approve back
+  consent="$(curl -fs -X POST "$sidecar/api/mailAccounts:authorize" -H "authorization: Bearer $member" -H 'content-type: application/json' \
+    -d "{\"provider\": \"$provider\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["url"])')"
+  approve="$(python3 - "$consent" "$account" <<'PY'
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+q = u.parse_qsl(p.query) + [("account", sys.argv[2])]
+print(u.urlunsplit((p.scheme, p.netloc, p.path + "/approve", u.urlencode(q), "")))
+PY
+)"
+  back="$(curl -fs -o /dev/null -w '%{redirect_url}' "$approve")"
+  curl -fs -o /dev/null "$back"
+}
+if [ "$DEMO_MAIL" -gt 0 ]; then
+  link google alice@gmail.test || echo "demo: linking alice@gmail.test failed" >&2
+  link microsoft carol@contoso.test || echo "demo: linking carol@contoso.test failed" >&2
+  for id in $(curl -fs "$sidecar/api/mailAccounts:list" -H "authorization: Bearer $member" | python3 -c 'import json,sys; print(" ".join(str(a["id"]) for a in json.load(sys.stdin)["data"]))'); do
+    curl -fs -o /dev/null -X POST "$sidecar/api/mailAccounts:sync?filterByTk=$id" -H "authorization: Bearer $member" \
+      -H 'content-type: application/json' -d '{"wait": true}' || echo "demo: sync of account $id failed" >&2
+  done
+fi
+
 cat <<MSG
 
   Email manager demo is running.
+    Mail center:    $sidecar/admin/mail   (sign in as user 2: alice@gmail.test and carol@contoso.test, $DEMO_MAIL messages each)
     Settings page:  $sidecar/admin/settings/mail   (sign in as user 1 = admin, or 2/3 = members)
     Sandbox:        $sandbox   (mailboxes alice@gmail.test, bob@gmail.test, carol@contoso.test, dave@contoso.test)
   Press Ctrl-C to stop.

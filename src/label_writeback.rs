@@ -18,7 +18,6 @@
 //! deletes the twin (Outlook: after taking the name off the messages, which Outlook leaves).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 use actix_web::web;
 
@@ -29,7 +28,7 @@ use crate::providers::labels::resolve as resolve_color;
 use crate::providers::{MailProvider, ProviderError, ProviderLabel};
 use crate::state::AppState;
 use crate::sync::tokens;
-use crate::writeback::{backoff_ms, lock_name};
+use crate::writeback::backoff_ms;
 
 const LOCK_MS: i64 = 300_000;
 const BATCH: i64 = 500;
@@ -59,6 +58,7 @@ enum Outcome {
 fn outcome(e: &ProviderError, refused: String) -> Outcome {
     match e {
         ProviderError::RateLimited { .. }
+        | ProviderError::QuotaExceeded(_)
         | ProviderError::Transient(_)
         | ProviderError::Unauthorized => Outcome::Later {
             reason: e.to_string(),
@@ -750,35 +750,23 @@ async fn settle(
 
 /// Starts the worker that delivers label work left for later.
 pub fn spawn(state: web::Data<AppState>) {
-    actix_web::rt::spawn(async move {
-        let poll = Duration::from_secs(state.settings.mail.outbox_retry_secs.clamp(1, 5));
-        loop {
-            let lock = lock_name(&state);
-            let now = now_millis();
-            let claimed = {
-                let lock = lock.clone();
-                state
-                    .db
-                    .run(move |c| store::claim_due(c, &lock, now, now + LOCK_MS, BATCH))
-                    .await
-            };
-            match claimed {
-                Ok(rows) if !rows.is_empty() => {
-                    let n = rows.len();
-                    match deliver(&state, rows, &lock).await {
-                        Ok(d) => log::info!(
-                            "label outbox: {n} row(s): {} message(s) pending, {} label(s) refused",
-                            d.pending.len(),
-                            d.refused.len()
-                        ),
-                        Err(e) => log::error!("label outbox delivery failed: {e}"),
-                    }
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => log::error!("label outbox: looking for due work failed: {e}"),
-            }
-            let _ = tokio::time::timeout(poll, state.labels.wake.notified()).await;
-        }
-    });
+    crate::writeback::spawn_queue(
+        state,
+        "label outbox",
+        |s| &s.labels.wake,
+        |c, lock, now| store::claim_due(c, lock, now, now + LOCK_MS, BATCH),
+        |state, rows, lock| async move {
+            let n = rows.len();
+            deliver(&state, rows, &lock)
+                .await
+                .map(|d| {
+                    format!(
+                        "{n} row(s): {} message(s) pending, {} label(s) refused",
+                        d.pending.len(),
+                        d.refused.len()
+                    )
+                })
+                .map_err(|e| e.to_string())
+        },
+    );
 }

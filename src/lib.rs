@@ -25,3 +25,6 @@ pub mod web;
 pub mod writeback;
 
 pub mod label_writeback;
+
+/// Mass mailing (issue 5): the worker that sends each recipient once.
+pub mod mass;

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Values that go up and down (the send queue depth).
+    gauges: Mutex<BTreeMap<&'static str, i64>>,
 }
 
 const HELP: &[(&str, &str)] = &[
@@ -35,9 +37,28 @@ const HELP: &[(&str, &str)] = &[
         "email_manager_auth_failures_total",
         "API requests refused by authentication, by error code.",
     ),
+    (
+        "email_manager_mass_messages_sent_total",
+        "Mass-mailing messages sent, by provider.",
+    ),
+    (
+        "email_manager_mass_messages_failed_total",
+        "Mass-mailing recipients given up as failed, by provider.",
+    ),
 ];
 
+const GAUGES: &[(&str, &str)] = &[(
+    "email_manager_send_queue_depth",
+    "Mass-mailing recipients queued in running jobs (all replicas).",
+)];
+
 impl Metrics {
+    /// Sets a gauge of [`GAUGES`].
+    pub fn set_gauge(&self, name: &'static str, value: i64) {
+        let mut map = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(name, value);
+    }
+
     /// Adds one to `name{labels}`; `labels` is already in Prometheus syntax (`a="b",c="d"`).
     pub fn inc(&self, name: &'static str, labels: String) {
         self.add(name, labels, 1);
@@ -68,6 +89,11 @@ impl Metrics {
                     let _ = writeln!(out, "{n}{{{labels}}} {v}");
                 }
             }
+        }
+        let gauges = self.gauges.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, help) in GAUGES {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", gauges.get(name).copied().unwrap_or(0));
         }
         out
     }

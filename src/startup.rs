@@ -55,6 +55,8 @@ impl Application {
             writeback: Default::default(),
             labels: Default::default(),
             drafts: Default::default(),
+            general: Default::default(),
+            mass: Default::default(),
         });
 
         let port = listener
@@ -71,6 +73,15 @@ impl Application {
                 .route("/metrics", web::get().to(metrics))
                 .route("/plugin-manifest.json", web::get().to(plugin_manifest))
                 .route("/admin/settings/mail", web::get().to(pages::settings_page))
+                .route("/admin/mail", web::get().to(crate::web::mail::index))
+                .route(
+                    "/admin/mail/config",
+                    web::get().to(crate::web::mail::config),
+                )
+                .route(
+                    "/admin/mail/assets/{name}",
+                    web::get().to(crate::web::mail::asset),
+                )
                 .route(OAUTH_CALLBACK_PATH, web::get().to(oauth_callback))
                 .route("/admin/dev/config", web::get().to(pages::dev_config))
                 .route("/admin/dev/sign-in", web::post().to(pages::dev_sign_in))
@@ -93,6 +104,10 @@ impl Application {
         crate::label_writeback::spawn(state.clone());
         // Drafts' provider copies, coalesced; their state is in the database.
         crate::draft_mirror::spawn(state.clone());
+        // Mass mailings: the jobs and every recipient's state are in the database.
+        if settings.mail.mass_worker {
+            crate::mass::spawn(state.clone());
+        }
         Ok(Application {
             port,
             server,

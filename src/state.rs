@@ -22,4 +22,8 @@ pub struct AppState {
     /// Label work waiting for the providers (issue 5).
     pub labels: crate::label_writeback::LabelWriteback,
     pub drafts: crate::draft_mirror::DraftMirror,
+    /// The admin's general settings as this process last read them (issue 5).
+    pub general: crate::api::mail_general_settings::GeneralCache,
+    /// The mass-mailing worker's wake-up and in-flight sends (issue 5).
+    pub mass: crate::mass::MassState,
 }

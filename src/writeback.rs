@@ -63,6 +63,7 @@ fn outcome(e: &ProviderError, trashing: bool) -> Outcome {
             Outcome::Refused("the message is no longer at the provider".into())
         }
         ProviderError::RateLimited { .. }
+        | ProviderError::QuotaExceeded(_)
         | ProviderError::Transient(_)
         | ProviderError::Unauthorized => Outcome::Later {
             reason: e.to_string(),
@@ -339,6 +340,40 @@ pub(crate) fn backoff_ms(base_secs: u64, attempt: i32) -> i64 {
 
 /// Starts the worker that retries what the provider did not take at once.
 pub fn spawn(state: web::Data<AppState>) {
+    spawn_queue(
+        state,
+        "outbox",
+        |s| &s.writeback.wake,
+        |c, lock, now| changes::claim_due(c, lock, now, now + LOCK_MS, BATCH),
+        |state, rows, lock| async move {
+            let n = rows.len();
+            deliver(&state, rows, &lock)
+                .await
+                .map(|d| {
+                    format!(
+                        "{n} change(s): {} delivered, {} pending, {} refused",
+                        d.delivered.len(),
+                        d.pending.len(),
+                        d.refused.len()
+                    )
+                })
+                .map_err(|e| e.to_string())
+        },
+    );
+}
+
+/// The loop of every queue worker: claim due rows, deliver them and look again at once; with
+/// nothing due, sleep until woken or for the retry interval (at most 5 s).
+pub(crate) fn spawn_queue<R, Fut>(
+    state: web::Data<AppState>,
+    what: &'static str,
+    wake: fn(&AppState) -> &tokio::sync::Notify,
+    claim: fn(&mut crate::db::DbConnection, &str, i64) -> Result<Vec<R>, crate::db::DbError>,
+    deliver: impl Fn(web::Data<AppState>, Vec<R>, String) -> Fut + 'static,
+) where
+    R: Send + 'static,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
     actix_web::rt::spawn(async move {
         let poll = Duration::from_secs(state.settings.mail.outbox_retry_secs.clamp(1, 5));
         loop {
@@ -346,29 +381,20 @@ pub fn spawn(state: web::Data<AppState>) {
             let now = now_millis();
             let claimed = {
                 let lock = lock.clone();
-                state
-                    .db
-                    .run(move |c| changes::claim_due(c, &lock, now, now + LOCK_MS, BATCH))
-                    .await
+                state.db.run(move |c| claim(c, &lock, now)).await
             };
             match claimed {
                 Ok(rows) if !rows.is_empty() => {
-                    let n = rows.len();
-                    match deliver(&state, rows, &lock).await {
-                        Ok(d) => log::info!(
-                            "outbox: {n} change(s): {} delivered, {} pending, {} refused",
-                            d.delivered.len(),
-                            d.pending.len(),
-                            d.refused.len()
-                        ),
-                        Err(e) => log::error!("outbox delivery failed: {e}"),
+                    match deliver(state.clone(), rows, lock).await {
+                        Ok(summary) => log::info!("{what}: {summary}"),
+                        Err(e) => log::error!("{what} delivery failed: {e}"),
                     }
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => log::error!("outbox: looking for due changes failed: {e}"),
+                Err(e) => log::error!("{what}: looking for due work failed: {e}"),
             }
-            let _ = tokio::time::timeout(poll, state.writeback.wake.notified()).await;
+            let _ = tokio::time::timeout(poll, wake(&state).notified()).await;
         }
     });
 }

@@ -63,7 +63,9 @@ pub async fn download(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpRespon
         })
         .await
         .map_err(not_found)?;
-    let max = state.settings.mail.max_attachment_bytes;
+    let max = crate::api::mail_general_settings::effective(state)
+        .await
+        .max_attachment_bytes;
     if attachment.size.max(0) as u64 > max {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,

@@ -18,6 +18,9 @@ pub mod mail_drafts;
 pub mod mail_message_labels;
 pub mod mail_message_notes;
 
+pub mod mail_general_settings;
+pub mod mail_mass_messages;
+
 use std::collections::HashMap;
 
 use actix_web::http::Method;
@@ -198,6 +201,10 @@ pub async fn dispatch(
     if resource == "mailDrafts" && action == "send" {
         return mail_drafts::send(&state, identity, params, &req, payload).await;
     }
+    // A recipient list is larger than other bodies: read under its own limit.
+    if resource == "mailMassMessages" && action == "create" {
+        return mail_mass_messages::create_action(&state, identity, params, payload).await;
+    }
     let body = read_body(payload, state.settings.server.max_json_bytes).await?;
     let ctx = ActionCtx {
         identity,
@@ -232,6 +239,7 @@ pub async fn dispatch(
         ("mailMessages", "get") => mail_messages::get(&state, &ctx).await,
         ("mailMessages", "update") => mail_messages::update(&state, &ctx).await,
         ("mailMessages", "destroy") => mail_messages::destroy(&state, &ctx).await,
+        ("mailMessages", "unreadCount") => mail_messages::unread_count(&state, &ctx).await,
         ("mailAttachments", "get") => mail_attachments::get(&state, &ctx).await,
         ("mailAttachments", "download") => mail_attachments::download(&state, &ctx).await,
         ("mailMessageLabels", "list") => mail_message_labels::list(&state, &ctx).await,
@@ -251,6 +259,14 @@ pub async fn dispatch(
         ("mailDrafts", "destroy") => mail_drafts::destroy(&state, &ctx).await,
         ("mailAliases", "list") => mail_aliases::list(&state, &ctx).await,
         ("mailAliases", "sync") => mail_aliases::sync(&state, &ctx).await,
+        ("mailGeneralSettings", "get") => mail_general_settings::get(&state, &ctx).await,
+        ("mailGeneralSettings", "update") => mail_general_settings::update(&state, &ctx).await,
+        ("mailMassMessages", "get") => mail_mass_messages::get(&state, &ctx).await,
+        ("mailMassMessages", "list") => mail_mass_messages::list(&state, &ctx).await,
+        ("mailMassMessages", "pause") => mail_mass_messages::pause(&state, &ctx).await,
+        ("mailMassMessages", "resume") => mail_mass_messages::resume(&state, &ctx).await,
+        ("mailMassMessages", "cancel") => mail_mass_messages::cancel(&state, &ctx).await,
+        ("mailMassMessages", "recipients") => mail_mass_messages::recipients(&state, &ctx).await,
         _ => Err(ApiError::new(
             ErrorCode::UnknownAction,
             format!("Unknown action {resource}:{action}"),
@@ -303,11 +319,17 @@ fn is_known(resource: &str, action: &str) -> bool {
                 "list" | "get" | "create" | "update" | "destroy"
             )
             | ("mailMessages", "send")
+            | ("mailMessages", "unreadCount")
             | (
                 "mailDrafts",
                 "create" | "update" | "get" | "list" | "send" | "destroy"
             )
             | ("mailAliases", "list" | "sync")
+            | ("mailGeneralSettings", "get" | "update")
+            | (
+                "mailMassMessages",
+                "create" | "get" | "list" | "pause" | "resume" | "cancel" | "recipients"
+            )
     )
 }
 

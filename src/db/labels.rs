@@ -623,43 +623,15 @@ pub fn claim_due(
     until: i64,
     limit: i64,
 ) -> Result<Vec<LabelOutboxRow>, DbError> {
-    use super::schema::mail_accounts;
-    let candidates: Vec<i64> = mail_label_outbox::table
-        .inner_join(mail_accounts::table.on(mail_accounts::id.eq(mail_label_outbox::account_id)))
-        .filter(mail_label_outbox::next_attempt_at.le(now))
-        .filter(
-            mail_label_outbox::locked_until
-                .is_null()
-                .or(mail_label_outbox::locked_until.lt(now)),
-        )
-        .filter(mail_accounts::status.eq(crate::db::models::account_status::ACTIVE))
-        .order(mail_label_outbox::id.asc())
-        .limit(limit)
-        .select(mail_label_outbox::id)
-        .load(conn)?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The lock condition again in the UPDATE: of two processes claiming together, one wins a row.
-    diesel::update(
-        mail_label_outbox::table
-            .filter(mail_label_outbox::id.eq_any(&candidates))
-            .filter(
-                mail_label_outbox::locked_until
-                    .is_null()
-                    .or(mail_label_outbox::locked_until.lt(now)),
-            ),
+    claim_due_rows!(
+        mail_label_outbox,
+        LabelOutboxRow,
+        conn,
+        lock,
+        now,
+        until,
+        limit
     )
-    .set((
-        mail_label_outbox::locked_by.eq(Some(lock)),
-        mail_label_outbox::locked_until.eq(Some(until)),
-    ))
-    .execute(conn)?;
-    Ok(mail_label_outbox::table
-        .filter(mail_label_outbox::locked_by.eq(lock))
-        .order(mail_label_outbox::id.asc())
-        .select(LabelOutboxRow::as_select())
-        .load(conn)?)
 }
 
 pub fn complete(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {

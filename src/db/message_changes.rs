@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::Connection;
 
 use super::messages::Known;
-use super::schema::{mail_accounts, mail_messages, mail_outbox};
+use super::schema::{mail_messages, mail_outbox};
 use super::{DbConnection, DbError};
 use crate::providers::MessageState;
 
@@ -233,42 +233,7 @@ pub fn claim_due(
     until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, DbError> {
-    let candidates: Vec<i64> = mail_outbox::table
-        .inner_join(mail_accounts::table.on(mail_accounts::id.eq(mail_outbox::account_id)))
-        .filter(mail_outbox::next_attempt_at.le(now))
-        .filter(
-            mail_outbox::locked_until
-                .is_null()
-                .or(mail_outbox::locked_until.lt(now)),
-        )
-        .filter(mail_accounts::status.eq(crate::db::models::account_status::ACTIVE))
-        .order(mail_outbox::id.asc())
-        .limit(limit)
-        .select(mail_outbox::id)
-        .load(conn)?;
-    if candidates.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The lock condition again in the UPDATE: of two processes claiming together, one wins a row.
-    diesel::update(
-        mail_outbox::table
-            .filter(mail_outbox::id.eq_any(&candidates))
-            .filter(
-                mail_outbox::locked_until
-                    .is_null()
-                    .or(mail_outbox::locked_until.lt(now)),
-            ),
-    )
-    .set((
-        mail_outbox::locked_by.eq(Some(lock)),
-        mail_outbox::locked_until.eq(Some(until)),
-    ))
-    .execute(conn)?;
-    Ok(mail_outbox::table
-        .filter(mail_outbox::locked_by.eq(lock))
-        .order(mail_outbox::id.asc())
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+    claim_due_rows!(mail_outbox, OutboxRow, conn, lock, now, until, limit)
 }
 
 /// Messages among `message_ids` with an outbox row older than `before_id` that `lock` does not

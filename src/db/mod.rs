@@ -3,6 +3,53 @@
 //! Diesel is synchronous; handlers reach it through [`Db::run`], which takes a pooled connection
 //! on the blocking thread pool so the async workers never wait on the disk.
 
+/// The claim of a work-queue table (`id`, `account_id`, `next_attempt_at`, `locked_by`,
+/// `locked_until`): up to `limit` due rows of active accounts, locked for `lock` until `until`.
+/// A macro because Diesel's tables are distinct types; the queues share the logic exactly.
+macro_rules! claim_due_rows {
+    ($table:ident, $row:ty, $conn:expr, $lock:expr, $now:expr, $until:expr, $limit:expr) => {{
+        use $crate::db::schema::mail_accounts;
+        let (conn, lock, now, until, limit) = ($conn, $lock, $now, $until, $limit);
+        let candidates: Vec<i64> = $table::table
+            .inner_join(mail_accounts::table.on(mail_accounts::id.eq($table::account_id)))
+            .filter($table::next_attempt_at.le(now))
+            .filter(
+                $table::locked_until
+                    .is_null()
+                    .or($table::locked_until.lt(now)),
+            )
+            .filter(mail_accounts::status.eq($crate::db::models::account_status::ACTIVE))
+            .order($table::id.asc())
+            .limit(limit)
+            .select($table::id)
+            .load(conn)?;
+        if candidates.is_empty() {
+            Ok(Vec::new())
+        } else {
+            // The lock condition again in the UPDATE: of two processes claiming together, one
+            // wins a row.
+            diesel::update(
+                $table::table.filter($table::id.eq_any(&candidates)).filter(
+                    $table::locked_until
+                        .is_null()
+                        .or($table::locked_until.lt(now)),
+                ),
+            )
+            .set((
+                $table::locked_by.eq(Some(lock)),
+                $table::locked_until.eq(Some(until)),
+            ))
+            .execute(conn)?;
+            let rows: Vec<$row> = $table::table
+                .filter($table::locked_by.eq(lock))
+                .order($table::id.asc())
+                .select(<$row>::as_select())
+                .load(conn)?;
+            Ok(rows)
+        }
+    }};
+}
+
 pub mod accounts;
 pub mod compose;
 pub mod message_changes;
@@ -13,9 +60,13 @@ pub mod oauth_states;
 pub mod schema;
 pub mod settings;
 pub mod sync;
+pub mod unread;
 
 pub mod labels;
 pub mod notes;
+
+pub mod general_settings;
+pub mod mass;
 
 use std::time::Duration;
 

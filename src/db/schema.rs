@@ -378,3 +378,75 @@ diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_message_labels
 diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_label_links);
 diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_label_outbox);
 diesel::allow_tables_to_appear_in_same_query!(mail_accounts, mail_message_notes);
+
+// ---- mass mailing and general settings (issue 5, second half) ----
+
+diesel::table! {
+    mail_general_settings (id) {
+        id -> BigInt,
+        sync_interval_secs -> Nullable<BigInt>,
+        initial_window_days -> Nullable<BigInt>,
+        max_attachment_bytes -> Nullable<BigInt>,
+        mass_rate_per_minute -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_mass_jobs (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        account_id -> BigInt,
+        from_name -> Nullable<Text>,
+        from_address -> Text,
+        subject -> Text,
+        html -> Nullable<Text>,
+        text_body -> Nullable<Text>,
+        attachments -> Text,
+        rate -> Nullable<BigInt>,
+        status -> Text,
+        pause_reason -> Nullable<Text>,
+        total -> BigInt,
+        rejected -> Text,
+        created_at -> BigInt,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+        pace_next_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_mass_recipients (id) {
+        id -> BigInt,
+        job_id -> BigInt,
+        account_id -> BigInt,
+        position -> BigInt,
+        email -> Text,
+        name -> Nullable<Text>,
+        variables -> Nullable<Text>,
+        status -> Text,
+        message_id -> Text,
+        attempts -> Integer,
+        error -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> BigInt,
+        not_before -> BigInt,
+        sent_at -> Nullable<BigInt>,
+        provider_message_id -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_mass_throttle (account_id) {
+        account_id -> BigInt,
+        next_at -> BigInt,
+        blocked_until -> BigInt,
+        rate_permille -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::joinable!(mail_mass_recipients -> mail_mass_jobs (job_id));
+diesel::allow_tables_to_appear_in_same_query!(mail_mass_jobs, mail_mass_recipients);

@@ -75,6 +75,13 @@ pub fn classify(status: StatusCode, body: &str) -> Option<ProviderError> {
         #[serde(default)]
         reason: String,
     }
+    // The sending limit: 429 (or 403) "User-rate limit exceeded. Retry after <time> (Mail
+    // sending)", and the project's daily quota (dailyLimitExceeded / quotaExceeded).
+    if status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS {
+        if let Some(e) = quota_error(body) {
+            return Some(e);
+        }
+    }
     if status == StatusCode::FORBIDDEN {
         let parsed: Body = serde_json::from_str(body).ok()?;
         if parsed.error.errors.iter().any(|r| {
@@ -90,6 +97,33 @@ pub fn classify(status: StatusCode, body: &str) -> Option<ProviderError> {
         }
     }
     None
+}
+
+/// Gmail's quota answers: the message names the mail sending limit, or the reason is a daily
+/// quota. Plain rate limiting (`rateLimitExceeded`, `userRateLimitExceeded` without "Mail
+/// sending") is not a quota: it passes in a moment.
+fn quota_error(body: &str) -> Option<ProviderError> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let err = v.get("error")?;
+    let message = err.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    let daily = err
+        .get("errors")
+        .and_then(|e| e.as_array())
+        .is_some_and(|list| {
+            list.iter().any(|r| {
+                matches!(
+                    r.get("reason").and_then(|x| x.as_str()),
+                    Some("dailyLimitExceeded" | "quotaExceeded")
+                )
+            })
+        });
+    if daily || message.contains("(Mail sending)") {
+        Some(ProviderError::QuotaExceeded(
+            crate::providers::http::truncate(message, 200).to_string(),
+        ))
+    } else {
+        None
+    }
 }
 
 #[derive(Deserialize)]

@@ -69,6 +69,17 @@ pub fn classify(status: StatusCode, body: &str) -> Option<ProviderError> {
     {
         return Some(ProviderError::CursorExpired);
     }
+    // Exchange's sending quotas (the submission quota, a full mailbox that cannot keep the
+    // sent copy): no retry helps for a while.
+    if status.is_client_error()
+        && (body.contains("ErrorSubmissionQuotaExceeded") || body.contains("ErrorQuotaExceeded"))
+    {
+        let message = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "sending quota exceeded".into());
+        return Some(ProviderError::QuotaExceeded(message));
+    }
     None
 }
 

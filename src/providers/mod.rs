@@ -85,6 +85,10 @@ pub enum ProviderError {
     Transient(String),
     #[error("provider refused the request: {0}")]
     Permanent(String),
+    /// A sending quota is used up (Gmail's daily sending limit, Exchange's submission quota):
+    /// retrying soon would not help; a mass mailing pauses with this reason.
+    #[error("sending quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 impl ProviderError {
@@ -99,6 +103,7 @@ impl ProviderError {
             ProviderError::NotFound => "not_found",
             ProviderError::Transient(_) => "transient",
             ProviderError::Permanent(_) => "permanent",
+            ProviderError::QuotaExceeded(_) => "quota_exceeded",
         }
     }
 

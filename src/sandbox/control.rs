@@ -14,6 +14,7 @@ use super::{json_response, now, query, Fault, Kind, Shared};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     let scope = super::mailboxes::routes(web::scope("/__sandbox"));
+    let scope = super::quota::routes(scope);
     cfg.service(
         scope
             .route("/tokens", web::get().to(tokens))

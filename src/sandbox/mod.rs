@@ -22,6 +22,7 @@ mod microsoft;
 mod mime;
 mod outgoing;
 mod pages;
+mod quota;
 mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -336,6 +337,8 @@ pub(crate) struct State {
     pub graph_in_flight: HashMap<&'static str, usize>,
     pub graph_max_in_flight: HashMap<&'static str, usize>,
     next_grant: u64,
+    /// Sending quotas and rate limits per mailbox (`/__sandbox/sending-limits`).
+    pub sending_limits: HashMap<&'static str, quota::Limits>,
 }
 
 /// What a successful token request hands out.

@@ -214,6 +214,7 @@ fn accept(
         });
         delivered.push(m.email);
     }
+    super::quota::record(&mut state.sending_limits, sender);
     let seq = state.outbox.len();
     state.outbox.push(json!({
         "seq": seq,
@@ -415,6 +416,9 @@ fn gmail_accept(
     api: &str,
 ) -> HttpResponse {
     let mut state = data.state();
+    if let Err(res) = super::quota::admit(&mut state, mailbox) {
+        return res;
+    }
     let thread = thread.filter(|t| !t.is_empty());
     if let Some(t) = &thread {
         if !state.store(mailbox).has_thread(t) {
@@ -707,6 +711,9 @@ async fn gmail_send_draft(
         return gmail::invalid("Missing draft id");
     };
     let mut state = data.state();
+    if let Err(res) = super::quota::admit(&mut state, mailbox) {
+        return res;
+    }
     let store = state.store(mailbox);
     let Some(message_id) = store.gmail_drafts.get(&id).cloned() else {
         return gmail::not_found();
@@ -1088,6 +1095,9 @@ fn graph_accept(
     api: &str,
 ) -> HttpResponse {
     let mut state = data.state();
+    if let Err(res) = super::quota::admit(&mut state, mailbox) {
+        return res;
+    }
     match accept(&mut state, mailbox, raw, thread, api) {
         Ok(_) => accepted(),
         Err(e) => graph::error(400, "ErrorInvalidRecipients", &e),
@@ -1445,6 +1455,9 @@ async fn graph_send_draft(
         Err(res) => return res,
     };
     let mut state = data.state();
+    if let Err(res) = super::quota::admit(&mut state, mailbox) {
+        return res;
+    }
     let store = state.store(mailbox);
     let Some((msg_id, thread)) = store.get(&id).map(|m| (m.id.clone(), m.thread_id.clone())) else {
         return graph::not_found();

@@ -140,7 +140,11 @@ pub async fn run(state: &AppState, account_id: i64, resync: bool) -> Result<RunS
         ),
         (None, Err(_)) => {}
     }
-    let interval = state.settings.sync.interval_secs as i64 * 1000;
+    // The admin's setting (mailGeneralSettings), else the configuration's.
+    let interval = crate::api::mail_general_settings::effective(state)
+        .await
+        .sync_interval_secs as i64
+        * 1000;
     // ±10 % so accounts linked together drift apart instead of syncing in lockstep.
     let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), -interval / 10..=interval / 10);
     let next = finished + interval + jitter;
@@ -231,9 +235,14 @@ async fn sync_pages(
         .registry
         .get(&account.provider)
         .map_err(|e| ProviderError::Permanent(e.message.clone()))?;
-    let since = Some(account.sync_from.unwrap_or_else(|| {
-        now_millis() - state.settings.sync.initial_window_days as i64 * 86_400_000
-    }));
+    let window_days = crate::api::mail_general_settings::effective(state)
+        .await
+        .initial_window_days as i64;
+    let since = Some(
+        account
+            .sync_from
+            .unwrap_or_else(|| now_millis() - window_days * 86_400_000),
+    );
     let mut cursor = account.sync_cursor.clone();
     // A new listing gets a new generation; resuming one keeps it.
     let mut gen = if cursor.is_none() {

@@ -1,6 +1,7 @@
 //! Pages the host forwards: the Email settings page and the OAuth result page. Everything they
 //! need is compiled into the binary; nothing comes from a CDN.
 
+pub mod mail;
 pub mod pages;
 pub mod sanitize;
 

@@ -2,8 +2,6 @@
 //! provider calls, last write wins by revision, a restart in between loses nothing, sending
 //! removes the draft here and at the provider, list filters, and another user's drafts.
 
-use std::time::{Duration, Instant};
-
 use email_manager::sync::parse;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -27,18 +25,6 @@ async fn draft_call(
     };
     app.call(user, None, &format!("mailDrafts:{action}"), &query, values)
         .await
-}
-
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The MIME of the mailbox's drafts at the sandbox.

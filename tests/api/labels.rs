@@ -3,8 +3,6 @@
 //! flags, taken in by sync, renamed and deleted at the providers, kept through provider failures,
 //! resyncs and expired cursors.
 
-use std::time::{Duration, Instant};
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -12,18 +10,6 @@ use crate::helpers::*;
 use crate::sync::{GMAIL, OUTLOOK};
 
 // ---- helpers shared with notes.rs ----
-
-pub async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 pub fn provider_of(email: &str) -> &'static str {
     if email.ends_with("gmail.test") {

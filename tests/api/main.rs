@@ -16,4 +16,8 @@ mod sync;
 mod webdriver;
 
 mod labels;
+mod mail_center_compose;
 mod notes;
+
+mod mail_center;
+mod mass;

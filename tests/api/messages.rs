@@ -2,8 +2,6 @@
 //! `mailAttachments:get/download`. Messages are either seeded through the code path sync uses
 //! (`sync::new_message`, real MIME) or synced from the sandbox.
 
-use std::time::{Duration, Instant};
-
 use diesel::prelude::*;
 use email_manager::providers::MessageState;
 use reqwest::StatusCode;
@@ -1072,18 +1070,6 @@ async fn local_only_updates_and_bad_update_input() {
 }
 
 // ---- against the sandbox ----
-
-async fn wait_for<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn link_and_sync(app: &TestApp, email: &str) -> i64 {
     let provider = if email.ends_with("gmail.test") {

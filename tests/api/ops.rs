@@ -361,3 +361,66 @@ async fn replicas_share_the_database_and_must_share_the_key() {
     other.stop().await;
     app.stop().await;
 }
+
+/// The host forwards what the manifest lists and nothing else, so every advertised action must
+/// exist here, and every resource must have a forwarded route.
+#[actix_web::test]
+async fn every_action_the_manifest_lists_exists_and_is_routed() {
+    let app = TestApp::spawn().await;
+    let m: Value = app
+        .client
+        .get(format!("{}/plugin-manifest.json", app.address))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let routes: Vec<&str> = m["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .collect();
+    let mut unique = routes.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        routes.len(),
+        "a route is listed twice: {routes:?}"
+    );
+    let resources = m["resources"].as_object().expect("resources");
+    assert!(resources.len() >= 12, "{resources:?}");
+    let mut checked = 0;
+    for (resource, spec) in resources {
+        assert!(
+            routes.contains(&format!("/api/{resource}:*").as_str()),
+            "no route forwards {resource}"
+        );
+        for action in spec["actions"].as_array().expect("actions") {
+            let action = action.as_str().expect("action name");
+            // Empty input: a real action refuses it or answers; only a missing one says UNKNOWN_ACTION.
+            let (status, body) = app
+                .call(
+                    ADMIN,
+                    Some("root"),
+                    &format!("{resource}:{action}"),
+                    &[],
+                    None,
+                )
+                .await;
+            assert_ne!(
+                body["errors"][0]["code"], "UNKNOWN_ACTION",
+                "{resource}:{action} is listed but answers {status} {body}"
+            );
+            checked += 1;
+        }
+    }
+    // The check itself must be able to fail.
+    let (_, body) = app
+        .call(ADMIN, Some("root"), "mailMessages:nonexistent", &[], None)
+        .await;
+    assert_eq!(body["errors"][0]["code"], "UNKNOWN_ACTION");
+    assert!(checked > 40, "only {checked} actions checked");
+}

@@ -13,6 +13,9 @@ use email_manager::db::schema::{
     mail_aliases, mail_drafts, mail_outgoing, mail_signatures, mail_templates, mail_uploads,
 };
 use email_manager::db::schema::{
+    mail_general_settings, mail_mass_jobs, mail_mass_recipients, mail_mass_throttle,
+};
+use email_manager::db::schema::{
     mail_label_links, mail_label_outbox, mail_labels, mail_message_labels, mail_message_notes,
 };
 use email_manager::db::schema::{mail_message_counts, mail_outbox};
@@ -104,7 +107,11 @@ async fn schema_matches_the_migrations_and_they_revert() {
             mail_message_labels,
             mail_label_links,
             mail_label_outbox,
-            mail_message_notes
+            mail_message_notes,
+            mail_general_settings,
+            mail_mass_jobs,
+            mail_mass_recipients,
+            mail_mass_throttle
         );
         for (table, cols) in expected {
             assert!(cols.len() >= 4, "{table}: {cols:?}");

@@ -486,18 +486,6 @@ async fn the_scheduler_syncs_a_new_mailbox_by_itself() {
     app.stop().await;
 }
 
-async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// (finished, error kind) of an account's runs, oldest first, with their time spans.
 async fn runs(app: &TestApp, account_id: i64) -> Vec<(i64, Option<i64>, Option<String>)> {
     use email_manager::db::schema::mail_sync_runs::dsl as r;
@@ -532,7 +520,7 @@ async fn a_sidecar_killed_mid_sync_resumes_without_losing_or_duplicating() {
     for round in 0..3 {
         let before = app.count("mail_messages").await;
         let mut child = app.spawn_binary(&extra, &logs.path().join(format!("{round}.log")));
-        wait_until("the restarted sidecar makes progress", 30, || async {
+        wait_for("the restarted sidecar makes progress", 30, || async {
             app.count("mail_messages").await >= before + 150
         })
         .await;
@@ -544,7 +532,7 @@ async fn a_sidecar_killed_mid_sync_resumes_without_losing_or_duplicating() {
         );
     }
     let mut child = app.spawn_binary(&extra, &logs.path().join("last.log"));
-    wait_until("the mailbox completes after the kills", 60, || async {
+    wait_for("the mailbox completes after the kills", 60, || async {
         let runs = runs(&app, id).await;
         runs.last()
             .is_some_and(|(_, finished, error)| finished.is_some() && error.is_none())
@@ -591,7 +579,7 @@ async fn replicas_share_the_sync_work_through_leases() {
     let mut b = app.spawn_binary(&extra, &logs.path().join("b.log"));
     for ((email, _), id) in mailboxes.iter().zip(&ids) {
         let want = app.sandbox_mailbox(email).await.len();
-        wait_until(email, 60, || async { app.stored(*id).await.len() == want }).await;
+        wait_for(email, 60, || async { app.stored(*id).await.len() == want }).await;
     }
     // Let both processes run a few more rounds against each other.
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -252,6 +252,16 @@ impl Browser {
         path
     }
 
+    /// Resizes the window (outer size), e.g. to check the narrow layout.
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     pub async fn quit(self) {
         let _ = self
             .http
@@ -265,5 +275,20 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+// Added for the compose tests (mail_center_compose.rs).
+impl Browser {
+    /// Types `text` into an element without clearing it first (a contenteditable, or a file
+    /// input given a file path, which is how WebDriver uploads).
+    pub async fn send_keys(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
     }
 }

@@ -7,6 +7,7 @@ pub mod destroy;
 pub mod get;
 pub mod list;
 pub mod send;
+pub mod unread_count;
 pub mod update;
 
 use serde_json::{json, Map, Value};
@@ -24,6 +25,7 @@ use crate::error::{ApiError, ApiResult};
 pub use destroy::destroy;
 pub use get::get;
 pub use list::list;
+pub use unread_count::unread_count;
 pub use update::update;
 
 /// Most ids one `update` / `destroy` takes.

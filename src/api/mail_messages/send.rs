@@ -113,7 +113,9 @@ pub(crate) async fn load(
 ) -> ApiResult<Loaded> {
     let account = account_of(state, user_id, req.account_id).await?;
     let provider = state.registry.get(&account.provider)?;
-    let max_file = state.settings.mail.max_attachment_bytes;
+    let max_file = crate::api::mail_general_settings::effective(state)
+        .await
+        .max_attachment_bytes;
 
     // The source of a reply or forward, and what composing it gives.
     let mut source = None;
@@ -293,7 +295,9 @@ async fn fetch_forwarded(
     source: &MailMessageRow,
     refs: &[AttachmentRef],
 ) -> ApiResult<Vec<(AttachmentRef, Vec<u8>)>> {
-    let max = state.settings.mail.max_attachment_bytes;
+    let max = crate::api::mail_general_settings::effective(state)
+        .await
+        .max_attachment_bytes;
     let mut token = tokens::access_token(state, provider, account.id, false)
         .await
         .map_err(|e| token_error(e, account))?;
