@@ -1093,7 +1093,8 @@ fn thread_count_index(filter: &Filter) -> Option<&'static str> {
             )
         )
     }) {
-        return Some("mail_messages_user_folder_date");
+        // (user, folder, account, thread): a folder's threads in order, counted without a sort.
+        return Some("mail_messages_user_folder_thread");
     }
     for (field, index) in [
         (Field::Unread, "mail_messages_user_unread_date"),

@@ -1,3 +1,4 @@
+DROP INDEX IF EXISTS mail_messages_user_folder_thread;
 DROP INDEX IF EXISTS mail_messages_user_folder_sender;
 DROP INDEX IF EXISTS mail_messages_user_sender;
 DROP INDEX IF EXISTS mail_messages_user_folder_subject;

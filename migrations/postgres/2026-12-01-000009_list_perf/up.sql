@@ -32,3 +32,7 @@ CREATE INDEX mail_messages_user_sender ON mail_messages
     (user_id, LOWER(CASE WHEN from_name <> '' THEN from_name ELSE from_address END), id);
 CREATE INDEX mail_messages_user_folder_sender ON mail_messages
     (user_id, folder, LOWER(CASE WHEN from_name <> '' THEN from_name ELSE from_address END), id);
+
+-- Counting the threads of a folder (groupBy=thread): in this order the distinct threads come
+-- one after another, so they are counted off the index without sorting them first.
+CREATE INDEX mail_messages_user_folder_thread ON mail_messages (user_id, folder, account_id, thread_id);

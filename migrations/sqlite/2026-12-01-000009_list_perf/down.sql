@@ -1,3 +1,4 @@
+DROP INDEX mail_messages_user_folder_thread;
 DROP INDEX mail_messages_user_folder_sender;
 DROP INDEX mail_messages_user_sender;
 DROP INDEX mail_messages_user_folder_subject;
