@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test test-sqlite test-postgres test-deps demo bench build check fmt
+.PHONY: run test test-sqlite test-postgres test-deps demo bench bench-postgres build check fmt
 
 ## Build and serve on SQLite under ./data (nothing else to install).
 run: data/encryption.key data/jwt_secret.dat
@@ -33,6 +33,15 @@ test-postgres:
 ## The sidecar beside the provider sandbox, with the development sign-in, for clicking through.
 demo:
 	scripts/demo.sh
+
+## Benchmarks (release, minutes): every bench in benches/; figures in docs/benchmarks.md.
+## Never part of `make test`. Sizes: BENCH_SYNC_MESSAGES, BENCH_LIST_MESSAGES (see the doc).
+bench:
+	$(CARGO) bench
+
+## The same on a throw-away PostgreSQL.
+bench-postgres:
+	scripts/with-postgres.sh sh -c 'BENCH_DATABASE_URL="$$TEST_DATABASE_URL" $(CARGO) bench'
 
 build:
 	$(CARGO) build --release

@@ -678,6 +678,45 @@ fn narrow(filter: &Filter, user_accounts: &[i64]) -> (Vec<i64>, Option<Vec<Strin
     (accounts.into_iter().collect(), folders, index_only)
 }
 
+/// Columns of the trigram index (migration 9) for the fields whose `$includes` it answers.
+fn trigram_column(field: Field) -> Option<&'static str> {
+    Some(match field {
+        Field::From => "sender",
+        Field::To => "to_text",
+        Field::Cc => "cc_text",
+        Field::Bcc => "bcc_text",
+        Field::ReplyTo => "reply_to_text",
+        Field::Subject => "subject",
+        _ => return None,
+    })
+}
+
+/// The trigram query for the filter's top-level `$includes` conditions the index can answer
+/// (three characters at least: a trigram index cannot narrow a shorter needle; no quotes,
+/// backslashes or control characters: the JSON text holds those escaped).
+fn substring_match(filter: &Filter) -> Option<String> {
+    let terms: Vec<String> = filter
+        .conjuncts()
+        .into_iter()
+        .filter_map(|c| match c {
+            Filter::Cond(
+                field,
+                Pred::Includes {
+                    needle,
+                    negated: false,
+                },
+            ) => {
+                let column = trigram_column(*field)?;
+                let usable = needle.chars().count() >= 3
+                    && !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control());
+                usable.then(|| format!("{column} : \"{}\"", needle.to_lowercase()))
+            }
+            _ => None,
+        })
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" AND "))
+}
+
 /// The FTS5 query: the accounts and folders when given, every word as a prefix.
 fn fts_match(accounts: Option<&[i64]>, folders: Option<&[String]>, words: &[String]) -> String {
     let mut terms = Vec::new();
@@ -722,10 +761,17 @@ struct Search<'a> {
     /// Read the rows of `ids` directly (few matches) rather than walk a date index testing
     /// each message against them.
     drive: bool,
+    /// `ids` came from the search words (FTS5), so they stand for them; otherwise they only
+    /// narrow (substring candidates) and the words are tested as well.
+    ids_are_search: bool,
 }
 
 /// The most FTS5 matches a search binds as ids; past it the query reads them in a subquery.
 const MAX_BOUND_MATCHES: i64 = 5000;
+
+/// The most trigram candidates of `$includes` bound as ids; past it (a needle most messages
+/// contain) the date index is walked as without the index, which finds a page quickly then.
+const MAX_BOUND_CANDIDATES: i64 = 20_000;
 
 /// Reading a message row costs about this many steps of walking a date index (measured at
 /// 100k messages: ~5 µs against ~0.08 µs; rows are wide, bodies are stored with them). Decides
@@ -739,6 +785,14 @@ fn start_from_fts(hits: i64, total: i64, wanted: i64) -> bool {
     let (hits, total, wanted) = (hits.max(1) as i128, total as i128, wanted as i128);
     let walk = (wanted * total / hits).min(total);
     hits * ROW_COST_IN_INDEX_STEPS < walk
+}
+
+/// The same for `$includes` candidates: walking the date index reads each message row too (the
+/// condition is on its columns), so the candidates are read instead whenever they are fewer
+/// than the rows the walk would read.
+fn start_from_candidates(hits: i64, total: i64, wanted: i64) -> bool {
+    let (hits, total, wanted) = (hits.max(1) as i128, total as i128, wanted as i128);
+    hits < (wanted * total / hits).min(total)
 }
 
 /// The ids as one JSON array, bound as a single parameter.
@@ -766,19 +820,27 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
     sql.push(&format!("{a}.user_id = ")).int(q.user_id);
     sql.push(" AND ");
     render(sql, &q.filter, a);
-    if !q.search.is_empty() {
-        match (sql.dialect, search.ids, search.fts) {
-            // Driven: the ids are the FROM (see `from_clause`).
-            (Dialect::Sqlite, Some(_), _) if search.drive && a == "m" => {}
-            (Dialect::Sqlite, Some(ids), _) => {
-                // `+`: a test on each row walked, never the way in (the date index is).
-                sql.push(&format!(" AND +{a}.id IN (SELECT value FROM json_each("))
-                    .text(ids_json(ids))
-                    .push("))");
-            }
-            (Dialect::Sqlite, None, Some(m)) => {
+    match (sql.dialect, search.ids) {
+        // Driven: the ids are the FROM (see `from_clause`).
+        (Dialect::Sqlite, Some(_)) if search.drive && a == "m" => {}
+        (Dialect::Sqlite, Some(ids)) => {
+            // `+`: a test on each row walked, never the way in (the date index is).
+            sql.push(&format!(" AND +{a}.id IN (SELECT value FROM json_each("))
+                .text(ids_json(ids))
+                .push("))");
+        }
+        _ => {}
+    }
+    // The words, unless the bound ids are their matches already.
+    let words_bound = search.ids.is_some() && search.ids_are_search;
+    if !q.search.is_empty() && !words_bound {
+        match (sql.dialect, search.fts) {
+            (Dialect::Sqlite, Some(m)) => {
+                // Many matches (more than are bound): `+` makes the matches a set each row
+                // walked in date order is tested against, read once; SQLite would otherwise
+                // start from them and read and sort thousands of rows for one page.
                 sql.push(&format!(
-                    " AND {a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
+                    " AND +{a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
                 ))
                 .text(m)
                 .push(")");
@@ -853,6 +915,45 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         }
         None => None,
     };
+    // SQLite `$includes` on the sender, recipients or subject: the trigram index names the
+    // candidates (few are bound as ids, like search matches; many, and the date index is walked
+    // as before). The exact condition is still tested on each.
+    let mut narrowed = false;
+    let ids = match (d, substring_match(&q.filter)) {
+        (Dialect::Sqlite, Some(m)) => {
+            #[derive(QueryableByName)]
+            struct Rowid {
+                #[diesel(sql_type = BigInt)]
+                rowid: i64,
+            }
+            let mut sql = Sql::new(d);
+            sql.push("SELECT rowid FROM mail_messages_trgm WHERE mail_messages_trgm MATCH ")
+                .text(m)
+                .push(" LIMIT ")
+                .int(MAX_BOUND_CANDIDATES + 1);
+            let found: Vec<Rowid> = load(conn, sql)?;
+            if found.is_empty() {
+                return Ok(ListPage::default());
+            }
+            if found.len() as i64 > MAX_BOUND_CANDIDATES {
+                ids
+            } else {
+                let found: BTreeSet<i64> = found.into_iter().map(|r| r.rowid).collect();
+                let both: Vec<i64> = match ids {
+                    Some(words) => words.into_iter().filter(|i| found.contains(i)).collect(),
+                    None => found.into_iter().collect(),
+                };
+                if both.is_empty() {
+                    return Ok(ListPage::default());
+                }
+                narrowed = true;
+                Some(both)
+            }
+        }
+        _ => ids,
+    };
+    // The ids stand for the search words only when they were read from FTS5 alone.
+    let ids_are_search = !q.search.is_empty() && !narrowed;
     // The user's messages, from the counters: what walking the date index would cover.
     let total = match &ids {
         Some(_) => {
@@ -867,7 +968,14 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     let plan = |wanted: i64| Search {
         fts: fts.as_deref(),
         ids: ids.as_deref(),
-        drive: hits.is_some_and(|n| start_from_fts(n, total, wanted)),
+        drive: hits.is_some_and(|n| {
+            if narrowed {
+                start_from_candidates(n, total, wanted)
+            } else {
+                start_from_fts(n, total, wanted)
+            }
+        }),
+        ids_are_search,
     };
     // The page wants offset + limit matches; a count wants all of them.
     let search = plan(q.offset + q.limit);
@@ -985,7 +1093,8 @@ fn thread_count_index(filter: &Filter) -> Option<&'static str> {
             )
         )
     }) {
-        return Some("mail_messages_user_folder_date");
+        // (user, folder, account, thread): a folder's threads in order, counted without a sort.
+        return Some("mail_messages_user_folder_thread");
     }
     for (field, index) in [
         (Field::Unread, "mail_messages_user_unread_date"),
@@ -1222,6 +1331,28 @@ mod tests {
         // A deep page wants more matches.
         assert!(!start_from_fts(300, 100_000, 20));
         assert!(start_from_fts(300, 100_000, 1_000));
+    }
+
+    #[test]
+    fn substring_candidates_are_read_when_fewer_than_the_walk() {
+        // A page of 20 among 6,000 candidates of 100k: the walk meets one every ~17 rows.
+        assert!(!start_from_candidates(6_000, 100_000, 20));
+        // Counting them: 6,000 rows read instead of 100,000.
+        assert!(start_from_candidates(6_000, 100_000, 6_000));
+        assert!(start_from_candidates(30, 100_000, 20));
+        let m = |v| substring_match(&filter::parse(&v).expect("f"));
+        assert_eq!(
+            m(json!({"from": {"$includes": "Hopper"}, "subject": {"$includes": "déjà"}})),
+            Some("sender : \"hopper\" AND subject : \"déjà\"".to_string())
+        );
+        // Too short, escaped in the JSON text, negated, or under an $or: the index stays out.
+        assert_eq!(m(json!({"from": {"$includes": "ab"}})), None);
+        assert_eq!(m(json!({"to": {"$includes": "a\"b c"}})), None);
+        assert_eq!(m(json!({"from": {"$notIncludes": "hopper"}})), None);
+        assert_eq!(
+            m(json!({"$or": [{"from": {"$includes": "hopper"}}, {"unread": true}]})),
+            None
+        );
     }
 
     #[test]

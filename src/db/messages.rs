@@ -85,6 +85,72 @@ pub fn insert(
     Ok(id)
 }
 
+/// Rows per multi-row INSERT: 30 columns each stays far under SQLite's 32,766 bound parameters
+/// (and PostgreSQL's 65,535).
+const INSERT_BATCH: usize = 200;
+
+/// Inserts new messages with their attachments, a few hundred rows per INSERT statement (a
+/// page of sync is one or two statements instead of one per message and attachment); answers
+/// their ids, in order.
+pub fn insert_many(
+    conn: &mut DbConnection,
+    items: &[(NewMailMessage, Vec<NewMailAttachment>)],
+) -> Result<Vec<i64>, DbError> {
+    let mut ids = Vec::with_capacity(items.len());
+    for chunk in items.chunks(INSERT_BATCH) {
+        let rows: Vec<&NewMailMessage> = chunk.iter().map(|(m, _)| m).collect();
+        // Batch inserts are per backend in Diesel (SQLite's has its own statement shape).
+        match conn {
+            DbConnection::Sqlite(c) => diesel::insert_into(mail_messages::table)
+                .values(rows)
+                .execute(c)?,
+            DbConnection::Pg(c) => diesel::insert_into(mail_messages::table)
+                .values(rows)
+                .execute(c)?,
+        };
+        // Ids by (account, provider id), the unique key: no reliance on RETURNING's order.
+        let mut by_account: HashMap<i64, Vec<&str>> = HashMap::new();
+        for (m, _) in chunk {
+            by_account
+                .entry(m.account_id)
+                .or_default()
+                .push(m.provider_message_id.as_str());
+        }
+        let mut found: HashMap<(i64, String), i64> = HashMap::with_capacity(chunk.len());
+        for (account_id, pids) in by_account {
+            let rows: Vec<(i64, String)> = mail_messages::table
+                .filter(mail_messages::account_id.eq(account_id))
+                .filter(mail_messages::provider_message_id.eq_any(pids))
+                .select((mail_messages::id, mail_messages::provider_message_id))
+                .load(conn)?;
+            found.extend(rows.into_iter().map(|(id, p)| ((account_id, p), id)));
+        }
+        let mut attachments: Vec<NewMailAttachment> = Vec::new();
+        for (m, atts) in chunk {
+            let id = found
+                .get(&(m.account_id, m.provider_message_id.clone()))
+                .copied()
+                .ok_or(DbError::NotFound)?;
+            ids.push(id);
+            attachments.extend(atts.iter().cloned().map(|mut a| {
+                a.message_id = id;
+                a
+            }));
+        }
+        for batch in attachments.chunks(INSERT_BATCH) {
+            match conn {
+                DbConnection::Sqlite(c) => diesel::insert_into(mail_attachments::table)
+                    .values(batch)
+                    .execute(c)?,
+                DbConnection::Pg(c) => diesel::insert_into(mail_attachments::table)
+                    .values(batch)
+                    .execute(c)?,
+            };
+        }
+    }
+    Ok(ids)
+}
+
 /// The provider-side state of a stored message.
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = mail_messages)]

@@ -129,9 +129,11 @@ pub struct MailMessageRow {
     pub todo_due_at: Option<i64>,
 }
 
-/// A message as sync inserts it (content parsed from the provider's MIME).
+/// A message as sync inserts it (content parsed from the provider's MIME). `None` is NULL, not
+/// DEFAULT (the same for these columns), so SQLite takes many rows in one INSERT.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = mail_messages)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewMailMessage {
     pub account_id: i64,
     pub user_id: i64,
@@ -180,6 +182,7 @@ pub struct MailAttachmentRow {
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = mail_attachments)]
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewMailAttachment {
     pub message_id: i64,
     pub user_id: i64,

@@ -254,9 +254,15 @@ async fn sync_pages(
     let mut refreshed = false;
     let mut expired_once = false;
     let lease_ms = (state.settings.sync.lease_secs * 1000) as i64;
+    // The next page, fetched while the current one was being committed, with its cursor.
+    let mut prefetched: Option<(String, Result<SyncPage, ProviderError>)> = None;
     loop {
         let token = tokens::access_token(state, provider.as_ref(), account_id, false).await?;
-        let page = match provider.sync_page(&token, cursor.as_deref(), since).await {
+        let fetched = match prefetched.take() {
+            Some((from, result)) if cursor.as_deref() == Some(from.as_str()) => result,
+            _ => provider.sync_page(&token, cursor.as_deref(), since).await,
+        };
+        let page = match fetched {
             Ok(p) => p,
             Err(ProviderError::Unauthorized) if !refreshed => {
                 refreshed = true;
@@ -278,6 +284,13 @@ async fn sync_pages(
         };
         let caught_up = page.caught_up;
         let new_cursor = page.cursor.clone();
+        // While this page is written, the provider is already asked for the next one (unless
+        // this one said there is none); a failed commit drops it unread.
+        let next = (!caught_up).then(|| {
+            let (provider, token, cursor) = (provider.as_ref(), token.clone(), new_cursor.clone());
+            Box::pin(async move { provider.sync_page(&token, Some(&cursor), since).await })
+                as NextPage<'_>
+        });
         let counts = match apply_page(
             state,
             provider.as_ref(),
@@ -287,10 +300,14 @@ async fn sync_pages(
             gen,
             since,
             page,
+            next,
         )
         .await
         {
-            Ok(c) => c,
+            Ok((c, next)) => {
+                prefetched = next.map(|n| (new_cursor.clone(), n));
+                c
+            }
             // The token was refused while downloading (expired or revoked meanwhile): refresh
             // once and fetch the same page again; nothing of it was committed.
             Err(RunError::Provider(ProviderError::Unauthorized)) if !refreshed => {
@@ -318,10 +335,15 @@ async fn sync_pages(
     }
 }
 
+/// The request for the page after the one being applied.
+type NextPage<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<SyncPage, ProviderError>> + 'a>>;
+
 /// Fetches what the page needs (MIME of messages not stored yet), then commits the page and its
-/// cursor in one transaction.
+/// cursor in one transaction, running `next` meanwhile (after the downloads, so a mailbox's
+/// concurrency limit is not exceeded); answers the counts and what `next` answered.
 #[allow(clippy::too_many_arguments)]
-async fn apply_page(
+async fn apply_page<'a>(
     state: &AppState,
     provider: &dyn MailProvider,
     token: &crate::crypto::SecretString,
@@ -330,7 +352,8 @@ async fn apply_page(
     gen: i64,
     since: Option<i64>,
     page: SyncPage,
-) -> Result<Counts, RunError> {
+    next: Option<NextPage<'a>>,
+) -> Result<(Counts, Option<Result<SyncPage, ProviderError>>), RunError> {
     let account_id = account.id;
     let user_id = account.user_id;
     let mut page = page;
@@ -454,22 +477,26 @@ async fn apply_page(
         ids: provider.labels_are_ids(),
         todo: provider.todo_mirror(),
     };
-    let counts = state
-        .db
-        .run(move |c| {
-            c.transaction(|c| {
-                // Folders first: Gmail's user labels are named there for the labels below.
-                store::upsert_folders(c, &folders)?;
-                let mut counts = commit(c, writes, gen, now, &page_labels)?;
-                if done {
-                    counts.removed += store::sweep(c, account_id, gen, since)? as i64;
-                }
-                store::save_cursor(c, account_id, &cursor, gen)?;
-                book::add_counts(c, run_id, counts)?;
-                Ok::<_, DbError>(counts)
-            })
+    let write = state.db.run(move |c| {
+        c.transaction(|c| {
+            // Folders first: Gmail's user labels are named there for the labels below.
+            store::upsert_folders(c, &folders)?;
+            let mut counts = commit(c, writes, gen, now, &page_labels)?;
+            if done {
+                counts.removed += store::sweep(c, account_id, gen, since)? as i64;
+            }
+            store::save_cursor(c, account_id, &cursor, gen)?;
+            book::add_counts(c, run_id, counts)?;
+            Ok::<_, DbError>(counts)
         })
-        .await?;
+    });
+    let (counts, next) = match next {
+        Some(next) => {
+            let (counts, next) = futures_util::future::join(write, next).await;
+            (counts?, Some(next))
+        }
+        None => (write.await?, None),
+    };
     for (change, n) in [
         ("added", counts.added),
         ("updated", counts.updated),
@@ -483,7 +510,7 @@ async fn apply_page(
             );
         }
     }
-    Ok(counts)
+    Ok((counts, next))
 }
 
 fn change_id(c: &Change) -> &str {
@@ -541,25 +568,39 @@ fn commit(
         .collect();
     let held = crate::db::message_changes::held(c, &updates)?;
     let mut diffs: Vec<labels::LabelDiff> = Vec::new();
+    // New messages first, in multi-row INSERTs (a page names each message once, so the order
+    // against its updates and deletes does not matter).
+    let (inserts, writes): (Vec<Write>, Vec<Write>) = writes
+        .into_iter()
+        .partition(|w| matches!(w, Write::Insert(_)));
+    let mut rows = Vec::with_capacity(inserts.len());
+    let mut extras = Vec::with_capacity(inserts.len());
+    for w in inserts {
+        if let Write::Insert(m) = w {
+            let (message, attachments, extra) = *m;
+            rows.push((message, attachments));
+            extras.push(extra);
+        }
+    }
+    let ids = store::insert_many(c, &rows)?;
+    for ((id, (message, _)), extra) in ids.into_iter().zip(&rows).zip(extras) {
+        counts.added += 1;
+        // In a mailbox whose to-do is the star or flag, a starred message is a to-do.
+        if page.todo.is_on() && message.starred {
+            let due = (page.todo == TodoMirror::Flag)
+                .then_some(extra.todo_due_at)
+                .flatten();
+            store::set_todo(c, id, true, due)?;
+        }
+        diffs.push(labels::LabelDiff {
+            message_id: id,
+            before: extra.before,
+            after: extra.after,
+        });
+    }
     for w in writes {
         match w {
-            Write::Insert(m) => {
-                let (message, attachments, extra) = *m;
-                let id = store::insert(c, &message, &attachments)?;
-                counts.added += 1;
-                // In a mailbox whose to-do is the star or flag, a starred message is a to-do.
-                if page.todo.is_on() && message.starred {
-                    let due = (page.todo == TodoMirror::Flag)
-                        .then_some(extra.todo_due_at)
-                        .flatten();
-                    store::set_todo(c, id, true, due)?;
-                }
-                diffs.push(labels::LabelDiff {
-                    message_id: id,
-                    before: extra.before,
-                    after: extra.after,
-                });
-            }
+            Write::Insert(_) => {}
             Write::Update(update) => {
                 let (k, st, extra) = *update;
                 let st = held.keep_local(&k, st);

@@ -1,0 +1,9 @@
+DROP INDEX mail_messages_user_folder_thread;
+DROP INDEX mail_messages_user_folder_sender;
+DROP INDEX mail_messages_user_sender;
+DROP INDEX mail_messages_user_folder_subject;
+DROP INDEX mail_messages_user_subject;
+DROP TRIGGER mail_messages_trgm_update;
+DROP TRIGGER mail_messages_trgm_delete;
+DROP TRIGGER mail_messages_trgm_insert;
+DROP TABLE mail_messages_trgm;
