@@ -1032,6 +1032,13 @@ struct Version {
 }
 
 fn main() -> Res<()> {
+    // `cargo test --all-targets` runs bench targets too, without `--bench`: measure nothing then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "benchmark: run it with `make bench` (cargo bench); nothing measured under cargo test"
+        );
+        return Ok(());
+    }
     // `cargo bench` passes `--bench`; a filter argument picks parts ("sync", "list").
     let args: Vec<String> = std::env::args()
         .skip(1)
