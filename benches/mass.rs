@@ -51,37 +51,10 @@ fn env(sandbox: &Sandbox, address: &str, db: &str, worker: bool) -> Vec<(String,
             ENCRYPTION_KEY.into(),
         ),
         ("EMAIL_MANAGER__MAIL__MASS_WORKER", worker.to_string()),
-        (
-            "EMAIL_MANAGER__PROVIDERS__GOOGLE__AUTH_URL",
-            sandbox.google_auth_url(),
-        ),
-        (
-            "EMAIL_MANAGER__PROVIDERS__GOOGLE__TOKEN_URL",
-            sandbox.google_token_url(),
-        ),
-        (
-            "EMAIL_MANAGER__PROVIDERS__GOOGLE__REVOKE_URL",
-            sandbox.google_revoke_url(),
-        ),
-        (
-            "EMAIL_MANAGER__PROVIDERS__GOOGLE__USERINFO_URL",
-            sandbox.google_userinfo_url(),
-        ),
-        (
-            "EMAIL_MANAGER__PROVIDERS__GOOGLE__GMAIL_API_BASE",
-            sandbox.gmail_api_base(),
-        ),
-        (
-            "EMAIL_MANAGER__PROVIDERS__MICROSOFT__AUTHORITY",
-            sandbox.microsoft_authority(),
-        ),
-        (
-            "EMAIL_MANAGER__PROVIDERS__MICROSOFT__GRAPH_API_BASE",
-            sandbox.graph_api_base(),
-        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(sandbox.provider_env())
     .collect()
 }
 

@@ -150,6 +150,22 @@ impl Sandbox {
     pub fn graph_api_base(&self) -> String {
         format!("{}/microsoft/graph/v1.0", self.base_url)
     }
+    /// The sidecar configuration (`EMAIL_MANAGER__…` variables) that points every provider
+    /// endpoint at this sandbox, as the tests and benchmarks start the service.
+    pub fn provider_env(&self) -> Vec<(String, String)> {
+        [
+            ("GOOGLE__AUTH_URL", self.google_auth_url()),
+            ("GOOGLE__TOKEN_URL", self.google_token_url()),
+            ("GOOGLE__REVOKE_URL", self.google_revoke_url()),
+            ("GOOGLE__USERINFO_URL", self.google_userinfo_url()),
+            ("GOOGLE__GMAIL_API_BASE", self.gmail_api_base()),
+            ("MICROSOFT__AUTHORITY", self.microsoft_authority()),
+            ("MICROSOFT__GRAPH_API_BASE", self.graph_api_base()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("EMAIL_MANAGER__PROVIDERS__{k}"), v))
+        .collect()
+    }
     /// Then `/api/roles:check`.
     pub fn host_api_url(&self) -> String {
         format!("{}/nocobase", self.base_url)
