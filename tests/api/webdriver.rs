@@ -273,6 +273,20 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Chromium outlives a killed chromedriver, so first end the session (which closes the
+        // browser) with a blocking request: a failing test never reaches its own quit.
+        if let Some(addr) = self.base.strip_prefix("http://") {
+            use std::io::{Read, Write};
+            if let Ok(mut conn) = std::net::TcpStream::connect(addr) {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = write!(
+                    conn,
+                    "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    self.session
+                );
+                let _ = conn.read(&mut [0u8; 512]);
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
