@@ -137,13 +137,8 @@
   function app() {
     return window.MailApp;
   }
-  function t(key, vars) {
-    const a = app();
-    const s = a && a.t ? a.t(key, vars) : key;
-    if (s && s !== key) return s;
-    // The shell's i18n falls back to English; this covers a shell loaded without our texts.
-    return (EN[key] || key).replace(/\{(\w+)\}/g, (m, n) => (vars && n in vars ? String(vars[n]) : m));
-  }
+  // The shell's i18n (our EN/ZH texts are registered with it below; it falls back to English).
+  const t = (key, vars) => window.MailApp.t(key, vars);
   function esc(s) {
     return app() && app().escape
       ? app().escape(s == null ? '' : String(s))

@@ -115,12 +115,8 @@
   function app() {
     return window.MailApp;
   }
-  function t(key, vars) {
-    const a = app();
-    const s = a && a.t ? a.t(key, vars) : key;
-    if (s && s !== key) return s;
-    return (EN[key] || key).replace(/\{(\w+)\}/g, (m, n) => (vars && n in vars ? String(vars[n]) : m));
-  }
+  // The shell's i18n (our EN/ZH texts are registered with it below; it falls back to English).
+  const t = (key, vars) => window.MailApp.t(key, vars);
   // The shell's element builder (MailApp.el), looked up when called: app.js loads first.
   const el = (tag, attrs, children) => window.MailApp.el(tag, attrs, children);
   function listOf(d) {
