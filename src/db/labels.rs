@@ -615,57 +615,7 @@ pub fn queue(
     Ok(())
 }
 
-/// Claims up to `limit` due rows of active accounts for `lock` until `until`.
-pub fn claim_due(
-    conn: &mut DbConnection,
-    lock: &str,
-    now: i64,
-    until: i64,
-    limit: i64,
-) -> Result<Vec<LabelOutboxRow>, DbError> {
-    claim_due_rows!(
-        mail_label_outbox,
-        LabelOutboxRow,
-        conn,
-        lock,
-        now,
-        until,
-        limit
-    )
-}
-
-pub fn complete(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
-    for chunk in ids.chunks(500) {
-        diesel::delete(mail_label_outbox::table.filter(mail_label_outbox::id.eq_any(chunk)))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Tries again at `next_at` (unlocked); `count_attempt` false for waits that are not failures.
-pub fn postpone(
-    conn: &mut DbConnection,
-    ids: &[i64],
-    next_at: i64,
-    error: &str,
-    count_attempt: bool,
-    now: i64,
-) -> Result<(), DbError> {
-    let inc = i32::from(count_attempt);
-    for chunk in ids.chunks(500) {
-        diesel::update(mail_label_outbox::table.filter(mail_label_outbox::id.eq_any(chunk)))
-            .set((
-                mail_label_outbox::attempts.eq(mail_label_outbox::attempts + inc),
-                mail_label_outbox::next_attempt_at.eq(next_at),
-                mail_label_outbox::locked_by.eq(None::<String>),
-                mail_label_outbox::locked_until.eq(None::<i64>),
-                mail_label_outbox::last_error.eq(Some(error)),
-                mail_label_outbox::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
+work_queue!(mail_label_outbox, LabelOutboxRow);
 
 /// Pending label work sync must not undo.
 #[derive(Debug, Default)]

@@ -225,16 +225,7 @@ pub fn apply(
     })
 }
 
-/// Claims up to `limit` due rows of active accounts for `lock` until `until`.
-pub fn claim_due(
-    conn: &mut DbConnection,
-    lock: &str,
-    now: i64,
-    until: i64,
-    limit: i64,
-) -> Result<Vec<OutboxRow>, DbError> {
-    claim_due_rows!(mail_outbox, OutboxRow, conn, lock, now, until, limit)
-}
+work_queue!(mail_outbox, OutboxRow);
 
 /// Messages among `message_ids` with an outbox row older than `before_id` that `lock` does not
 /// hold: a change still on its way, which a newer one must not overtake.
@@ -259,39 +250,6 @@ pub fn busy_messages(
         out.extend(ids);
     }
     Ok(out)
-}
-
-/// The provider has the change: the rows are done.
-pub fn complete(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
-    for chunk in ids.chunks(500) {
-        diesel::delete(mail_outbox::table.filter(mail_outbox::id.eq_any(chunk))).execute(conn)?;
-    }
-    Ok(())
-}
-
-/// Tries again at `next_at` (unlocked); `count_attempt` false for waits that are not failures.
-pub fn postpone(
-    conn: &mut DbConnection,
-    ids: &[i64],
-    next_at: i64,
-    error: &str,
-    count_attempt: bool,
-    now: i64,
-) -> Result<(), DbError> {
-    let inc = i32::from(count_attempt);
-    for chunk in ids.chunks(500) {
-        diesel::update(mail_outbox::table.filter(mail_outbox::id.eq_any(chunk)))
-            .set((
-                mail_outbox::attempts.eq(mail_outbox::attempts + inc),
-                mail_outbox::next_attempt_at.eq(next_at),
-                mail_outbox::locked_by.eq(None::<String>),
-                mail_outbox::locked_until.eq(None::<i64>),
-                mail_outbox::last_error.eq(Some(error)),
-                mail_outbox::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// The provider refused for good: undoes the local change of each row (a field only when it

@@ -3,29 +3,36 @@
 //! Diesel is synchronous; handlers reach it through [`Db::run`], which takes a pooled connection
 //! on the blocking thread pool so the async workers never wait on the disk.
 
-/// The claim of a work-queue table (`id`, `account_id`, `next_attempt_at`, `locked_by`,
-/// `locked_until`): up to `limit` due rows of active accounts, locked for `lock` until `until`.
+/// The functions of a work-queue table (`id`, `account_id`, `next_attempt_at`, `attempts`,
+/// `locked_by`, `locked_until`, `last_error`, `updated_at`): `claim_due`, `complete`, `postpone`.
 /// A macro because Diesel's tables are distinct types; the queues share the logic exactly.
-macro_rules! claim_due_rows {
-    ($table:ident, $row:ty, $conn:expr, $lock:expr, $now:expr, $until:expr, $limit:expr) => {{
-        use $crate::db::schema::mail_accounts;
-        let (conn, lock, now, until, limit) = ($conn, $lock, $now, $until, $limit);
-        let candidates: Vec<i64> = $table::table
-            .inner_join(mail_accounts::table.on(mail_accounts::id.eq($table::account_id)))
-            .filter($table::next_attempt_at.le(now))
-            .filter(
-                $table::locked_until
-                    .is_null()
-                    .or($table::locked_until.lt(now)),
-            )
-            .filter(mail_accounts::status.eq($crate::db::models::account_status::ACTIVE))
-            .order($table::id.asc())
-            .limit(limit)
-            .select($table::id)
-            .load(conn)?;
-        if candidates.is_empty() {
-            Ok(Vec::new())
-        } else {
+macro_rules! work_queue {
+    ($table:ident, $row:ty) => {
+        /// Claims up to `limit` due rows of active accounts for `lock` until `until`.
+        pub fn claim_due(
+            conn: &mut DbConnection,
+            lock: &str,
+            now: i64,
+            until: i64,
+            limit: i64,
+        ) -> Result<Vec<$row>, DbError> {
+            use $crate::db::schema::mail_accounts;
+            let candidates: Vec<i64> = $table::table
+                .inner_join(mail_accounts::table.on(mail_accounts::id.eq($table::account_id)))
+                .filter($table::next_attempt_at.le(now))
+                .filter(
+                    $table::locked_until
+                        .is_null()
+                        .or($table::locked_until.lt(now)),
+                )
+                .filter(mail_accounts::status.eq($crate::db::models::account_status::ACTIVE))
+                .order($table::id.asc())
+                .limit(limit)
+                .select($table::id)
+                .load(conn)?;
+            if candidates.is_empty() {
+                return Ok(Vec::new());
+            }
             // The lock condition again in the UPDATE: of two processes claiming together, one
             // wins a row.
             diesel::update(
@@ -40,14 +47,47 @@ macro_rules! claim_due_rows {
                 $table::locked_until.eq(Some(until)),
             ))
             .execute(conn)?;
-            let rows: Vec<$row> = $table::table
+            Ok($table::table
                 .filter($table::locked_by.eq(lock))
                 .order($table::id.asc())
                 .select(<$row>::as_select())
-                .load(conn)?;
-            Ok(rows)
+                .load(conn)?)
         }
-    }};
+
+        /// The provider has the work: the rows are done.
+        pub fn complete(conn: &mut DbConnection, ids: &[i64]) -> Result<(), DbError> {
+            for chunk in ids.chunks(500) {
+                diesel::delete($table::table.filter($table::id.eq_any(chunk))).execute(conn)?;
+            }
+            Ok(())
+        }
+
+        /// Tries again at `next_at` (unlocked); `count_attempt` false for waits that are not
+        /// failures.
+        pub fn postpone(
+            conn: &mut DbConnection,
+            ids: &[i64],
+            next_at: i64,
+            error: &str,
+            count_attempt: bool,
+            now: i64,
+        ) -> Result<(), DbError> {
+            let inc = i32::from(count_attempt);
+            for chunk in ids.chunks(500) {
+                diesel::update($table::table.filter($table::id.eq_any(chunk)))
+                    .set((
+                        $table::attempts.eq($table::attempts + inc),
+                        $table::next_attempt_at.eq(next_at),
+                        $table::locked_by.eq(None::<String>),
+                        $table::locked_until.eq(None::<i64>),
+                        $table::last_error.eq(Some(error)),
+                        $table::updated_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        }
+    };
 }
 
 pub mod accounts;
