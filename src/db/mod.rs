@@ -173,11 +173,13 @@ impl r2d2::ManageConnection for Manager {
         match self.backend {
             Backend::Postgres => PgConnection::establish(&self.target).map(DbConnection::Pg),
             Backend::Sqlite => SqliteConnection::establish(&self.target).and_then(|mut c| {
-                // WAL lets readers work while the sync writes; busy_timeout rides out short locks.
+                // WAL lets readers work while the sync writes; busy_timeout rides out short locks,
+                // and comes first so that setting WAL on a busy database waits too instead of
+                // failing the new connection ("database is locked").
                 // A larger page cache and memory-mapped reads keep lists and searches off read()
                 // calls at 100k messages per mailbox (mmap is address space, not heap).
                 c.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                      PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;",
                 )
                 .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
