@@ -6,6 +6,12 @@
 //! forwards; `sandbox/` the offline stand-in for Google, Microsoft and the NocoBase host that the
 //! tests and `make demo` use.
 
+/// mimalloc for every binary that links the crate (the service, tests, benches): sync, HTTP
+/// and MIME parsing allocate and free many short-lived buffers, which glibc's malloc served at a
+/// measurable cost (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -180,7 +180,7 @@ impl r2d2::ManageConnection for Manager {
                 // calls at 100k messages per mailbox (mmap is address space, not heap).
                 c.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;",
+                     PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456; PRAGMA wal_autocheckpoint = 10000;",
                 )
                 .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
                 Ok(DbConnection::Sqlite(c))

@@ -164,6 +164,10 @@ pub struct NewMailMessage {
     pub sync_gen: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Written with the row (a starred message in a mailbox whose to-do is the star) rather
+    /// than by a second UPDATE, which would rewrite the whole row with its bodies.
+    pub todo: bool,
+    pub todo_due_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

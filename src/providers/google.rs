@@ -645,7 +645,10 @@ enum GmailCursor {
 
 /// Messages fetched at once while listing (Gmail allows far more; this keeps memory bounded).
 const FETCH_CONCURRENCY: usize = 8;
-const LIST_PAGE: &str = "100";
+/// `messages.list` page sizes: a small first page so the newest mail shows within a second or
+/// two, then Gmail's maximum, so a large mailbox is written in fewer, larger transactions.
+const FIRST_LIST_PAGE: &str = "100";
+const LIST_PAGE: &str = "500";
 
 impl Google {
     async fn list_page(
@@ -659,7 +662,12 @@ impl Google {
             .map_err(|e| ProviderError::Permanent(format!("bad Gmail URL: {e}")))?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("maxResults", LIST_PAGE)
+            let size = if page_token.is_none() {
+                FIRST_LIST_PAGE
+            } else {
+                LIST_PAGE
+            };
+            q.append_pair("maxResults", size)
                 .append_pair("includeSpamTrash", "true");
             if let Some(since) = since {
                 q.append_pair("q", &format!("after:{}", since.div_euclid(1000)));

@@ -87,11 +87,13 @@ impl Sandbox {
                 // Gmail uploads go up to 35 MB; the default 256 kB would answer 413 too early.
                 .app_data(web::PayloadConfig::new(40 << 20))
                 .wrap(from_fn(intercept))
+                // Mail data first: a request is matched against routes in order (a regex
+                // each), and sync calls these tens of thousands of times.
+                .configure(gmail::routes)
+                .configure(graph::routes)
                 .configure(google::routes)
                 .configure(outgoing::routes)
-                .configure(gmail::routes)
                 .configure(microsoft::routes)
-                .configure(graph::routes)
                 .configure(host::routes)
                 .configure(control::routes)
                 .default_service(web::to(not_found))

@@ -12,7 +12,7 @@ pub mod tokens;
 
 pub mod labels;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use diesel::Connection;
@@ -255,14 +255,17 @@ async fn sync_pages(
     let mut expired_once = false;
     let lease_ms = (state.settings.sync.lease_secs * 1000) as i64;
     // The next page, fetched while the current one was being committed, with its cursor.
-    let mut prefetched: Option<(String, Result<SyncPage, ProviderError>)> = None;
+    let mut prefetched: Option<(String, Result<Ahead, ProviderError>)> = None;
     loop {
         let token = tokens::access_token(state, provider.as_ref(), account_id, false).await?;
         let fetched = match prefetched.take() {
             Some((from, result)) if cursor.as_deref() == Some(from.as_str()) => result,
-            _ => provider.sync_page(&token, cursor.as_deref(), since).await,
+            _ => provider
+                .sync_page(&token, cursor.as_deref(), since)
+                .await
+                .map(Ahead::listing),
         };
-        let page = match fetched {
+        let ahead = match fetched {
             Ok(p) => p,
             Err(ProviderError::Unauthorized) if !refreshed => {
                 refreshed = true;
@@ -282,14 +285,36 @@ async fn sync_pages(
                 return Err(e.into());
             }
         };
-        let caught_up = page.caught_up;
-        let new_cursor = page.cursor.clone();
-        // While this page is written, the provider is already asked for the next one (unless
-        // this one said there is none); a failed commit drops it unread.
+        let caught_up = ahead.page.caught_up;
+        let new_cursor = ahead.page.cursor.clone();
+        // While this page is written, the next one is already listed, and its new messages
+        // downloaded and parsed (unless this page said there is none); a failed commit drops it.
         let next = (!caught_up).then(|| {
             let (provider, token, cursor) = (provider.as_ref(), token.clone(), new_cursor.clone());
-            Box::pin(async move { provider.sync_page(&token, Some(&cursor), since).await })
-                as NextPage<'_>
+            // This page's messages are stored (or settled) by the time the next one is applied.
+            let listed: HashSet<String> = ahead
+                .page
+                .changes
+                .iter()
+                .map(change_id)
+                .map(str::to_string)
+                .collect();
+            let account = &account;
+            Box::pin(async move {
+                let mut page = provider.sync_page(&token, Some(&cursor), since).await?;
+                let parsed = download_new(
+                    state,
+                    provider,
+                    &token,
+                    account,
+                    gen,
+                    &mut page.changes,
+                    &listed,
+                    true,
+                )
+                .await?;
+                Ok(Ahead { page, parsed })
+            }) as NextPage<'_>
         });
         let counts = match apply_page(
             state,
@@ -299,7 +324,7 @@ async fn sync_pages(
             run_id,
             gen,
             since,
-            page,
+            ahead,
             next,
         )
         .await
@@ -337,7 +362,117 @@ async fn sync_pages(
 
 /// The request for the page after the one being applied.
 type NextPage<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<SyncPage, ProviderError>> + 'a>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ahead, ProviderError>> + 'a>>;
+
+/// A new message as sync stores it: the message row and its attachments' rows.
+type Parsed = (NewMailMessage, Vec<NewMailAttachment>);
+
+/// A listed page, with the new messages already downloaded and parsed when it was fetched ahead.
+struct Ahead {
+    page: SyncPage,
+    /// By provider message id. Only a cache: what is stored is decided when the page is applied.
+    parsed: HashMap<String, Parsed>,
+}
+
+impl Ahead {
+    fn listing(page: SyncPage) -> Ahead {
+        Ahead {
+            page,
+            parsed: HashMap::new(),
+        }
+    }
+}
+
+/// Downloads (a few at a time: Graph allows 4 concurrent requests per mailbox) and parses, on a
+/// blocking thread, the messages of `changes` not stored yet and not in `skip`. A message gone
+/// between the listing and the download is left out: the next changes will say so.
+#[allow(clippy::too_many_arguments)]
+async fn download_new(
+    state: &AppState,
+    provider: &dyn MailProvider,
+    token: &crate::crypto::SecretString,
+    account: &crate::db::models::MailAccountRow,
+    gen: i64,
+    changes: &mut [Change],
+    skip: &HashSet<String>,
+    check_stored: bool,
+) -> Result<HashMap<String, Parsed>, ProviderError> {
+    // The MIME a listing sent along (Gmail) is taken, not copied: it is parsed here only.
+    let wanted: Vec<(&MessageState, Option<Vec<u8>>)> = changes
+        .iter_mut()
+        .filter_map(|c| match c {
+            Change::Present { state, raw } if !skip.contains(&state.provider_message_id) => {
+                Some((&*state, raw.take()))
+            }
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let account_id = account.id;
+    let wanted = if check_stored {
+        // Read while the page before is being committed: a snapshot from before that commit,
+        // which is why that page's own messages are in `skip`.
+        let ids: Vec<String> = wanted
+            .iter()
+            .map(|(st, _)| st.provider_message_id.clone())
+            .collect();
+        let known = state
+            .db
+            .run(move |c| store::known(c, account_id, &ids))
+            .await
+            .map_err(|e| ProviderError::Transient(format!("reading stored messages: {e}")))?;
+        wanted
+            .into_iter()
+            .filter(|(st, _)| !known.contains_key(&st.provider_message_id))
+            .collect()
+    } else {
+        wanted
+    };
+    let limit = provider
+        .max_concurrency()
+        .map_or(state.settings.sync.concurrency, |max| {
+            state.settings.sync.concurrency.min(max)
+        });
+    type Downloaded = Result<Option<(MessageState, Vec<u8>)>, ProviderError>;
+    let fetched: Vec<Downloaded> = stream::iter(wanted)
+        .map(|(st, raw)| async move {
+            let raw = match raw {
+                Some(raw) => raw,
+                None => match provider.fetch_raw(token, &st.provider_message_id).await {
+                    Ok(raw) => raw,
+                    Err(ProviderError::NotFound) => return Ok(None),
+                    Err(e) => return Err(e),
+                },
+            };
+            Ok(Some((st.clone(), raw)))
+        })
+        .buffer_unordered(limit)
+        .collect()
+        .await;
+    let mut raws = Vec::with_capacity(fetched.len());
+    for r in fetched {
+        match r {
+            Ok(Some(one)) => raws.push(one),
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let user_id = account.user_id;
+    // MIME parsing is CPU work: off the async workers, beside the database's own thread.
+    actix_web::rt::task::spawn_blocking(move || {
+        let now = now_millis();
+        raws.into_iter()
+            .map(|(st, raw)| {
+                let parsed = new_message(account_id, user_id, gen, now, &st, &raw);
+                (st.provider_message_id, parsed)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|_| ProviderError::Transient("parsing was cancelled".into()))
+}
 
 /// Fetches what the page needs (MIME of messages not stored yet), then commits the page and its
 /// cursor in one transaction, running `next` meanwhile (after the downloads, so a mailbox's
@@ -351,12 +486,15 @@ async fn apply_page<'a>(
     run_id: i64,
     gen: i64,
     since: Option<i64>,
-    page: SyncPage,
+    ahead: Ahead,
     next: Option<NextPage<'a>>,
-) -> Result<(Counts, Option<Result<SyncPage, ProviderError>>), RunError> {
+) -> Result<(Counts, Option<Result<Ahead, ProviderError>>), RunError> {
     let account_id = account.id;
     let user_id = account.user_id;
-    let mut page = page;
+    let Ahead {
+        mut page,
+        mut parsed,
+    } = ahead;
     page.changes = last_change_per_message(page.changes);
     let ids: Vec<String> = page
         .changes
@@ -370,43 +508,25 @@ async fn apply_page<'a>(
             .run(move |c| store::known(c, account_id, &ids))
             .await?
     };
-    // Download the new messages, a few at a time (Graph allows 4 concurrent requests per mailbox).
-    let to_fetch: Vec<(usize, String)> = page
-        .changes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| match c {
-            Change::Present { state, raw: None }
-                if !known.contains_key(&state.provider_message_id) =>
-            {
-                Some((i, state.provider_message_id.clone()))
-            }
-            _ => None,
-        })
-        .collect();
-    let fetched: Vec<(usize, Result<Vec<u8>, ProviderError>)> = stream::iter(to_fetch)
-        .map(|(i, id)| async move { (i, provider.fetch_raw(token, &id).await) })
-        .buffer_unordered(
-            provider
-                .max_concurrency()
-                .map_or(state.settings.sync.concurrency, |max| {
-                    state.settings.sync.concurrency.min(max)
-                }),
-        )
-        .collect()
-        .await;
-    let mut raws: std::collections::HashMap<usize, Vec<u8>> = Default::default();
-    for (i, result) in fetched {
-        match result {
-            Ok(raw) => {
-                raws.insert(i, raw);
-            }
-            // Gone between the listing and the download: the next changes will say so.
-            Err(ProviderError::NotFound) => {}
-            Err(e) => {
-                state.metrics.provider_error(provider.id(), e.kind());
-                return Err(e.into());
-            }
+    // New messages not fetched ahead: all of them on a page that was not, and any that the
+    // page before deleted after the look-ahead saw them stored (a Graph move, say).
+    let skip: HashSet<String> = known.keys().chain(parsed.keys()).cloned().collect();
+    match download_new(
+        state,
+        provider,
+        token,
+        account,
+        gen,
+        &mut page.changes,
+        &skip,
+        false,
+    )
+    .await
+    {
+        Ok(more) => parsed.extend(more),
+        Err(e) => {
+            state.metrics.provider_error(provider.id(), e.kind());
+            return Err(e.into());
         }
     }
     let now = now_millis();
@@ -417,34 +537,32 @@ async fn apply_page<'a>(
             .collect()
     };
     let mut writes = Vec::with_capacity(page.changes.len());
-    for (i, change) in page.changes.into_iter().enumerate() {
+    for change in page.changes {
         match change {
-            Change::Present { state: st, raw } => {
-                let raw = raw.or_else(|| raws.remove(&i));
-                match known.get(&st.provider_message_id) {
-                    Some(k) => {
-                        let before: Vec<String> =
-                            serde_json::from_str(&k.provider_labels).unwrap_or_default();
+            Change::Present { state: st, .. } => match known.get(&st.provider_message_id) {
+                Some(k) => {
+                    let before: Vec<String> =
+                        serde_json::from_str(&k.provider_labels).unwrap_or_default();
+                    let extra = Extra {
+                        before: user_labels(&before),
+                        after: user_labels(&st.labels),
+                        todo_due_at: st.todo_due_at,
+                    };
+                    writes.push(Write::Update(Box::new((k.clone(), st, extra))))
+                }
+                None => {
+                    if let Some((mut m, a)) = parsed.remove(&st.provider_message_id) {
+                        // Parsed ahead under the same listing; the generation is this page's.
+                        m.sync_gen = gen;
                         let extra = Extra {
-                            before: user_labels(&before),
+                            before: Vec::new(),
                             after: user_labels(&st.labels),
                             todo_due_at: st.todo_due_at,
                         };
-                        writes.push(Write::Update(Box::new((k.clone(), st, extra))))
-                    }
-                    None => {
-                        if let Some(raw) = raw {
-                            let extra = Extra {
-                                before: Vec::new(),
-                                after: user_labels(&st.labels),
-                                todo_due_at: st.todo_due_at,
-                            };
-                            let (m, a) = new_message(account_id, user_id, gen, now, &st, &raw);
-                            writes.push(Write::Insert(Box::new((m, a, extra))));
-                        }
+                        writes.push(Write::Insert(Box::new((m, a, extra))));
                     }
                 }
-            }
+            },
             Change::Removed {
                 provider_message_id,
                 folder,
@@ -577,21 +695,21 @@ fn commit(
     let mut extras = Vec::with_capacity(inserts.len());
     for w in inserts {
         if let Write::Insert(m) = w {
-            let (message, attachments, extra) = *m;
+            let (mut message, attachments, extra) = *m;
+            // In a mailbox whose to-do is the star or flag, a starred message is a to-do.
+            if page.todo.is_on() && message.starred {
+                message.todo = true;
+                message.todo_due_at = (page.todo == TodoMirror::Flag)
+                    .then_some(extra.todo_due_at)
+                    .flatten();
+            }
             rows.push((message, attachments));
             extras.push(extra);
         }
     }
     let ids = store::insert_many(c, &rows)?;
-    for ((id, (message, _)), extra) in ids.into_iter().zip(&rows).zip(extras) {
+    for (id, extra) in ids.into_iter().zip(extras) {
         counts.added += 1;
-        // In a mailbox whose to-do is the star or flag, a starred message is a to-do.
-        if page.todo.is_on() && message.starred {
-            let due = (page.todo == TodoMirror::Flag)
-                .then_some(extra.todo_due_at)
-                .flatten();
-            store::set_todo(c, id, true, due)?;
-        }
         diffs.push(labels::LabelDiff {
             message_id: id,
             before: extra.before,
@@ -747,6 +865,8 @@ pub fn new_message(
         sync_gen: gen,
         created_at: now,
         updated_at: now,
+        todo: false,
+        todo_due_at: None,
     };
     (message, attachments)
 }
