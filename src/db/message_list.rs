@@ -1035,6 +1035,16 @@ fn count_matches(
     let d = dialect(conn);
     let mut sql = Sql::new(d);
     if q.group_by_thread {
+        if let (true, Some(folder)) = (q.search.is_empty(), thread_counter_folder(&q.filter)) {
+            // Kept by triggers (migration 000010): no message is read.
+            sql.push(
+                "SELECT CAST(COALESCE(SUM(c.threads), 0) AS BIGINT) AS n FROM mail_thread_counts c WHERE c.account_id IN ",
+            )
+            .ints(accounts)
+            .push(" AND c.folder = ")
+            .text(folder.to_string());
+            return count(conn, sql);
+        }
         sql.push("SELECT COUNT(*) AS n FROM (SELECT DISTINCT m.account_id, m.thread_id");
         let plain = ListQuery {
             group_by_thread: false,
@@ -1107,6 +1117,28 @@ fn thread_count_index(filter: &Filter) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// A thread list the thread counters answer: only account conditions (already in `narrow`) and
+/// at most one folder; answers the counters' folder key ('' for all folders).
+fn thread_counter_folder(filter: &Filter) -> Option<&str> {
+    let mut folder = None;
+    for c in filter.conjuncts() {
+        match c {
+            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
+            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
+            | Filter::Const(true) => {}
+            Filter::Cond(
+                Field::Folder,
+                Pred::Text {
+                    value,
+                    negated: false,
+                },
+            ) if folder.is_none() && !value.is_empty() => folder = Some(value.as_str()),
+            _ => return None,
+        }
+    }
+    Some(folder.unwrap_or(""))
 }
 
 struct CounterShape<'a> {

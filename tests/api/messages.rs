@@ -1880,3 +1880,141 @@ async fn rare_and_common_words_find_the_same_messages_either_way() {
     assert_eq!(count, 120);
     app.stop().await;
 }
+
+/// Distinct threads straight from the messages, for the counters to be checked against.
+async fn distinct_threads(app: &TestApp, account_id: i64, folder: Option<&str>) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let folder = folder.map(str::to_string);
+    app.state
+        .db
+        .run(move |c| {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM (SELECT DISTINCT thread_id FROM mail_messages \
+                 WHERE account_id = {account_id}{}) t",
+                folder.map_or(String::new(), |f| format!(" AND folder = '{f}'"))
+            );
+            Ok(diesel::sql_query(sql).get_result::<N>(c)?.n)
+        })
+        .await
+        .expect("count")
+}
+
+#[actix_web::test]
+async fn thread_counts_follow_inserts_moves_rethreads_and_deletes() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let account = app.link(MEMBER, "google", GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    let mut ids = Vec::new();
+    for (i, (thread, folder)) in [
+        ("t1", "inbox"),
+        ("t1", "inbox"),
+        ("t1", "sent"),
+        ("t2", "inbox"),
+        ("t3", "archive"),
+        ("t3", "inbox"),
+        ("t4", "sent"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("c{i}");
+        let date = format!("2026-11-{:02}T10:00:00Z", i + 1);
+        let one = Seed {
+            id: &id,
+            thread,
+            folder,
+            subject: "Threads",
+            date: &date,
+            ..Seed::default()
+        };
+        ids.push(seed(&app, account, MEMBER, &one).await);
+    }
+    // The API's count (a page of one: counted, not read off the page) against the messages.
+    let check = |what: &'static str| {
+        let app = &app;
+        async move {
+            for folder in [
+                None,
+                Some("inbox"),
+                Some("sent"),
+                Some("archive"),
+                Some("trash"),
+            ] {
+                let mut query = vec![("groupBy", "thread".to_string()), ("pageSize", "1".into())];
+                if let Some(f) = folder {
+                    query.push(("filter", json!({ "folder": f }).to_string()));
+                }
+                let query: Vec<(&str, &str)> =
+                    query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let (status, body) = list(app, MEMBER, &query).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                let want = distinct_threads(app, account, folder).await;
+                assert_eq!(
+                    body["meta"]["count"], want,
+                    "{what}, folder {folder:?}: {body}"
+                );
+            }
+        }
+    };
+    check("seeded").await;
+    assert_eq!(distinct_threads(&app, account, None).await, 4);
+    let run = |sql: String| {
+        let app = &app;
+        async move {
+            app.state
+                .db
+                .run(move |c| Ok(diesel::sql_query(sql).execute(c)?))
+                .await
+                .expect("sql");
+        }
+    };
+    // The last inbox message of t3 moves out; one of t1's two inbox messages moves to trash.
+    run(format!(
+        "UPDATE mail_messages SET folder = 'archive' WHERE id = {}",
+        ids[5]
+    ))
+    .await;
+    run(format!(
+        "UPDATE mail_messages SET folder = 'trash' WHERE id = {}",
+        ids[0]
+    ))
+    .await;
+    check("moved").await;
+    // t4 joins t2 (a provider that re-threads a message); the read state alone changes nothing.
+    run(format!(
+        "UPDATE mail_messages SET thread_id = 't2' WHERE id = {}",
+        ids[6]
+    ))
+    .await;
+    run(format!(
+        "UPDATE mail_messages SET unread = NOT unread WHERE id = {}",
+        ids[1]
+    ))
+    .await;
+    check("re-threaded").await;
+    // Deletes: a thread's last message in a folder, then a whole thread.
+    run(format!("DELETE FROM mail_messages WHERE id = {}", ids[2])).await;
+    run("DELETE FROM mail_messages WHERE thread_id = 't3'".into()).await;
+    check("deleted").await;
+    assert_eq!(distinct_threads(&app, account, None).await, 2);
+    // Unlinking removes the account's mail and its counters with it.
+    let (status, body) = app
+        .call(
+            MEMBER,
+            None,
+            "mailAccounts:destroy",
+            &[("filterByTk", &account.to_string())],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = list(&app, MEMBER, &[("groupBy", "thread"), ("pageSize", "1")]).await;
+    assert_eq!(body["meta"]["count"], 0, "{body}");
+    app.stop().await;
+}
