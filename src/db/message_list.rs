@@ -678,10 +678,10 @@ fn narrow(filter: &Filter, user_accounts: &[i64]) -> (Vec<i64>, Option<Vec<Strin
     (accounts.into_iter().collect(), folders, index_only)
 }
 
-/// Columns of the trigram index (migration 9) for the fields whose `$includes` it answers.
+/// Columns of the trigram index (migration 11) for the fields whose `$includes` it answers.
 fn trigram_column(field: Field) -> Option<&'static str> {
     Some(match field {
-        Field::From => "sender",
+        Field::From => "{from_name from_address}",
         Field::To => "to_text",
         Field::Cc => "cc_text",
         Field::Bcc => "bcc_text",
@@ -691,10 +691,22 @@ fn trigram_column(field: Field) -> Option<&'static str> {
     })
 }
 
-/// The trigram query for the filter's top-level `$includes` conditions the index can answer
-/// (three characters at least: a trigram index cannot narrow a shorter needle; no quotes,
-/// backslashes or control characters: the JSON text holds those escaped).
-fn substring_match(filter: &Filter) -> Option<String> {
+/// A needle the trigram index answers exactly: three characters at least (a trigram index
+/// cannot look up fewer), no control characters (the recipients are indexed one per line), and
+/// no quotes or backslashes (the LIKE conditions leave the JSON walk to those).
+fn trigram_needle(field: Field, needle: &str) -> Option<&'static str> {
+    let usable = needle.chars().count() >= 3
+        && !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control());
+    usable.then(|| trigram_column(field)).flatten()
+}
+
+/// The trigram query for the filter's top-level `$includes` conditions the index can answer,
+/// scoped to `accounts`, and whether it is the whole filter (every other condition is on the
+/// account, already in `accounts`): then its matches are the answer and their number the count.
+/// The needle is lower-cased as `like_pattern` does; the index holds SQLite's LOWER of each
+/// column and compares case-sensitively, so it matches what the LIKE matches.
+fn substring_match(filter: &Filter, accounts: &[i64]) -> Option<(String, bool)> {
+    let mut exact = true;
     let terms: Vec<String> = filter
         .conjuncts()
         .into_iter()
@@ -705,16 +717,31 @@ fn substring_match(filter: &Filter) -> Option<String> {
                     needle,
                     negated: false,
                 },
-            ) => {
-                let column = trigram_column(*field)?;
-                let usable = needle.chars().count() >= 3
-                    && !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control());
-                usable.then(|| format!("{column} : \"{}\"", needle.to_lowercase()))
+            ) => match trigram_needle(*field, needle) {
+                Some(column) => Some(format!("{column} : \"{}\"", needle.to_lowercase())),
+                None => {
+                    exact = false;
+                    None
+                }
+            },
+            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
+            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
+            | Filter::Const(true) => None,
+            _ => {
+                exact = false;
+                None
             }
-            _ => None,
         })
         .collect();
-    (!terms.is_empty()).then(|| terms.join(" AND "))
+    if terms.is_empty() {
+        return None;
+    }
+    let any = accounts
+        .iter()
+        .map(|a| format!("account_key : \"<a{a}>\""))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    Some((format!("({any}) AND {}", terms.join(" AND ")), exact))
 }
 
 /// The FTS5 query: the accounts and folders when given, every word as a prefix.
@@ -767,7 +794,7 @@ struct Search<'a> {
 }
 
 /// The most FTS5 matches a search binds as ids; past it the query reads them in a subquery.
-const MAX_BOUND_MATCHES: i64 = 5000;
+const MAX_BOUND_MATCHES: i64 = 50_000;
 
 /// The most trigram candidates of `$includes` bound as ids; past it (a needle most messages
 /// contain) the date index is walked as without the index, which finds a page quickly then.
@@ -919,8 +946,9 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     // candidates (few are bound as ids, like search matches; many, and the date index is walked
     // as before). The exact condition is still tested on each.
     let mut narrowed = false;
-    let ids = match (d, substring_match(&q.filter)) {
-        (Dialect::Sqlite, Some(m)) => {
+    let mut candidates_exact = false;
+    let ids = match (d, substring_match(&q.filter, &accounts)) {
+        (Dialect::Sqlite, Some((m, exact))) => {
             #[derive(QueryableByName)]
             struct Rowid {
                 #[diesel(sql_type = BigInt)]
@@ -947,6 +975,7 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
                     return Ok(ListPage::default());
                 }
                 narrowed = true;
+                candidates_exact = exact && q.search.is_empty();
                 Some(both)
             }
         }
@@ -969,7 +998,7 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         fts: fts.as_deref(),
         ids: ids.as_deref(),
         drive: hits.is_some_and(|n| {
-            if narrowed {
+            if narrowed && !candidates_exact {
                 start_from_candidates(n, total, wanted)
             } else {
                 start_from_fts(n, total, wanted)
@@ -981,10 +1010,22 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     let search = plan(q.offset + q.limit);
     let count_search = plan(hits.unwrap_or(0));
 
+    // Exact trigram matches are the whole filter: the page tests nothing else, so walking the
+    // date index reads no row until one is in the page.
+    let exact_q;
+    let page_q = if candidates_exact && !q.group_by_thread {
+        exact_q = ListQuery {
+            filter: Filter::Const(true),
+            ..q.clone()
+        };
+        &exact_q
+    } else {
+        q
+    };
     let mut sql = Sql::new(d);
     sql.push("SELECT ").push(&list_columns());
     from_clause(&mut sql, search);
-    where_clause(&mut sql, q, search, "m");
+    where_clause(&mut sql, page_q, search, "m");
     sql.push(" ORDER BY ");
     let mut order: Vec<String> = q.sort.iter().map(|(k, desc)| k.order("m", *desc)).collect();
     if !q.sort.iter().any(|(k, _)| *k == SortKey::Id) {
@@ -1004,6 +1045,9 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     } else if rows.is_empty() && q.offset == 0 {
         0
     } else if let (Some(n), true, false) = (hits, index_only, q.group_by_thread) {
+        n
+    } else if let (Some(n), true, false) = (hits, candidates_exact, q.group_by_thread) {
+        // The trigram matches are the answer (see `substring_match`).
         n
     } else if let (Some(m), None, true, false) = (&fts, &ids, index_only, q.group_by_thread) {
         // Many matches: FTS5 counts them without touching the messages.
@@ -1372,10 +1416,32 @@ mod tests {
         // Counting them: 6,000 rows read instead of 100,000.
         assert!(start_from_candidates(6_000, 100_000, 6_000));
         assert!(start_from_candidates(30, 100_000, 20));
-        let m = |v| substring_match(&filter::parse(&v).expect("f"));
+        let m = |v| substring_match(&filter::parse(&v).expect("f"), &[4, 9]);
+        let scope = "(account_key : \"<a4>\" OR account_key : \"<a9>\")";
+        // The sender's name and address are columns apart; the needle lower-cased.
         assert_eq!(
             m(json!({"from": {"$includes": "Hopper"}, "subject": {"$includes": "déjà"}})),
-            Some("sender : \"hopper\" AND subject : \"déjà\"".to_string())
+            Some((
+                format!(
+                    "{scope} AND {{from_name from_address}} : \"hopper\" AND subject : \"déjà\""
+                ),
+                true
+            ))
+        );
+        // Beside an account condition the matches are still the answer; beside any other
+        // condition (or a needle the index cannot take) they only narrow.
+        assert_eq!(
+            m(json!({"accountId": 4, "to": {"$includes": "ann@"}})).map(|(_, exact)| exact),
+            Some(true)
+        );
+        assert_eq!(
+            m(json!({"unread": true, "to": {"$includes": "ann@"}})).map(|(_, exact)| exact),
+            Some(false)
+        );
+        assert_eq!(
+            m(json!({"cc": {"$includes": "ab"}, "to": {"$includes": "ann@"}}))
+                .map(|(_, exact)| exact),
+            Some(false)
         );
         // Too short, escaped in the JSON text, negated, or under an $or: the index stays out.
         assert_eq!(m(json!({"from": {"$includes": "ab"}})), None);

@@ -2018,3 +2018,127 @@ async fn thread_counts_follow_inserts_moves_rethreads_and_deletes() {
     assert_eq!(body["meta"]["count"], 0, "{body}");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn substring_filters_count_exactly_what_they_list() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let account = app.link(MEMBER, "google", GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    let people = [
+        (
+            "Grace HOPPER <grace@navy.test>",
+            "Ann Lee <ann@example.test>",
+            "Budget",
+        ),
+        (
+            "Grace Hopper <ghopper@navy.test>",
+            "Bob <bob@example.test>, Ann <ann@example.test>",
+            "budget REVIEW",
+        ),
+        (
+            "Émile Zola <emile@paris.test>",
+            "hopper@navy.test",
+            "Déjà vu",
+        ),
+        (
+            "news@shop.test",
+            "Addressee <list@shop.test>",
+            "The name game",
+        ),
+        (
+            "Kelvin Scale <k@lab.test>",
+            "Ann Lee <ann@example.test>",
+            "Review of the budget",
+        ),
+    ];
+    for (i, (from, to, subject)) in people.iter().enumerate() {
+        let id = format!("s{i}");
+        let date = format!("2026-11-{:02}T10:00:00Z", i + 1);
+        let one = Seed {
+            id: &id,
+            thread: &id,
+            from,
+            to,
+            subject,
+            date: &date,
+            ..Seed::default()
+        };
+        seed(&app, account, MEMBER, &one).await;
+    }
+    // ASCII needles, and the answers the LIKE conditions give; each counted on a page of one.
+    for (filter, want) in [
+        (json!({"from": {"$includes": "hopper"}}), 2),
+        (json!({"from": {"$includes": "HOPPER"}}), 2),
+        // Not across the name and the address, nor into the JSON keys.
+        (json!({"from": {"$includes": "hopper grace"}}), 0),
+        (json!({"to": {"$includes": "address"}}), 1),
+        (json!({"to": {"$includes": "name"}}), 0),
+        (json!({"to": {"$includes": "ess\"}"}}), 0),
+        (json!({"to": {"$includes": "ann@example"}}), 3),
+        (json!({"to": {"$includes": "addressee"}}), 1),
+        (json!({"to": {"$includes": "hopper"}}), 1),
+        (json!({"subject": {"$includes": "budget"}}), 3),
+        (
+            json!({"subject": {"$includes": "budget", "$notIncludes": "review"}}),
+            1,
+        ),
+        (
+            json!({"accountId": account, "subject": {"$includes": "review"}}),
+            2,
+        ),
+        (
+            json!({"from": {"$includes": "navy"}, "to": {"$includes": "ann"}}),
+            2,
+        ),
+        (json!({"from": {"$includes": "navy"}, "unread": false}), 2),
+    ] {
+        let (status, body) = list(
+            &app,
+            MEMBER,
+            &[("filter", &filter.to_string()), ("pageSize", "1")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{filter}: {body}");
+        assert_eq!(body["meta"]["count"], want, "{filter}: {body}");
+        let listed = filtered(&app, filter.clone()).await;
+        assert_eq!(listed.len(), want as usize, "{filter}: {listed:?}");
+    }
+    // Beyond ASCII the backends lower-case differently (SQLite's LOWER only folds ASCII); on
+    // either, the count is what the list shows.
+    for filter in [
+        json!({"from": {"$includes": "émile"}}),
+        json!({"from": {"$includes": "ÉMILE"}}),
+        json!({"subject": {"$includes": "déjà"}}),
+        json!({"from": {"$includes": "kelvin"}}),
+    ] {
+        let (_, body) = list(
+            &app,
+            MEMBER,
+            &[("filter", &filter.to_string()), ("pageSize", "1")],
+        )
+        .await;
+        let listed = filtered(&app, filter.clone()).await;
+        assert_eq!(
+            body["meta"]["count"],
+            listed.len(),
+            "{filter}: {listed:?} {body}"
+        );
+    }
+    let (_, body) = list(
+        &app,
+        MEMBER,
+        &[(
+            "filter",
+            &json!({"subject": {"$includes": "déjà"}}).to_string(),
+        )],
+    )
+    .await;
+    assert_eq!(
+        subjects(&body),
+        ["Déjà vu"],
+        "the same case matches on both"
+    );
+    app.stop().await;
+}
