@@ -11,6 +11,8 @@
 //! SQLite by default (a file in a temporary folder); PostgreSQL when `BENCH_DATABASE_URL` names a
 //! server (a fresh database is created on it for each run). Figures: docs/benchmarks.md.
 
+mod common;
+
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -65,27 +67,8 @@ struct Bench {
     _dir: tempfile::TempDir,
 }
 
-/// A fresh database: a file in `dir`, or a new database on `BENCH_DATABASE_URL`'s server.
 fn fresh_database(dir: &std::path::Path, name: &str) -> Res<String> {
-    match std::env::var("BENCH_DATABASE_URL") {
-        Ok(base) if !base.is_empty() => {
-            let db = format!(
-                "em_bench_{name}_{}",
-                email_manager::crypto::random_token(6)
-                    .to_lowercase()
-                    .replace(['-', '_'], "x")
-            );
-            let mut admin = diesel::pg::PgConnection::establish(&base)?;
-            diesel::sql_query(format!("CREATE DATABASE {db}")).execute(&mut admin)?;
-            let mut url = url::Url::parse(&base)?;
-            url.set_path(&format!("/{db}"));
-            Ok(url.to_string())
-        }
-        _ => Ok(format!(
-            "sqlite://{}",
-            dir.join(format!("{name}.db")).display()
-        )),
-    }
+    common::fresh_database(dir, name).map_err(|e| e.to_string().into())
 }
 
 /// A direct connection, set up as the service's pool sets up its own.
