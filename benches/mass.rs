@@ -72,7 +72,7 @@ impl Bench {
         let dir = tempfile::tempdir()?;
         // Each part its own database: the create runs leave 50,000 recipients queued, which a
         // shared PostgreSQL database would hand to the next part's worker.
-        let db = common::fresh_database(dir.path(), "mass").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let db = common::fresh_database(dir.path(), "mass")?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
         let settings = Settings::load_from(None, env(&sandbox, &address, &db, worker))?;

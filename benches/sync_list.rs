@@ -67,10 +67,6 @@ struct Bench {
     _dir: tempfile::TempDir,
 }
 
-fn fresh_database(dir: &std::path::Path, name: &str) -> Res<String> {
-    common::fresh_database(dir, name).map_err(|e| e.to_string().into())
-}
-
 /// A direct connection, set up as the service's pool sets up its own.
 fn connect(url: &str) -> Res<DbConnection> {
     if let Some(path) = url.strip_prefix("sqlite://") {
@@ -95,7 +91,7 @@ impl Bench {
             TcpListener::bind("127.0.0.1:0")?,
         )?;
         let dir = tempfile::tempdir()?;
-        let database_url = fresh_database(dir.path(), "service")?;
+        let database_url = common::fresh_database(dir.path(), "service")?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
         let env: Vec<(String, String)> = vec![
@@ -592,7 +588,7 @@ async fn bench_sync(
     if parsed != count {
         eprintln!("note: the fetch-only pass parsed {parsed} of {count} messages");
     }
-    let bare_url = fresh_database(bench._dir.path(), &format!("bare_{provider}"))?;
+    let bare_url = common::fresh_database(bench._dir.path(), &format!("bare_{provider}"))?;
     let bare_secs = tokio::task::spawn_blocking(move || {
         bare_insert(&bare_url, account_id, &stored).map_err(|e| e.to_string())
     })

@@ -4,10 +4,7 @@ use diesel::prelude::*;
 
 /// A fresh database: a file in `dir`, or a new database on `BENCH_DATABASE_URL`'s server, so
 /// that no bench sees what another left behind (queued recipients, copied messages).
-pub fn fresh_database(
-    dir: &std::path::Path,
-    name: &str,
-) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+pub fn fresh_database(dir: &std::path::Path, name: &str) -> anyhow::Result<String> {
     match std::env::var("BENCH_DATABASE_URL") {
         Ok(base) if !base.is_empty() => {
             let db = format!(

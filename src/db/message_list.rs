@@ -724,9 +724,7 @@ fn substring_match(filter: &Filter, accounts: &[i64]) -> Option<(String, bool)> 
                     None
                 }
             },
-            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
-            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
-            | Filter::Const(true) => None,
+            c if on_accounts_only(c) => None,
             _ => {
                 exact = false;
                 None
@@ -943,8 +941,9 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         None => None,
     };
     // SQLite `$includes` on the sender, recipients or subject: the trigram index names the
-    // candidates (few are bound as ids, like search matches; many, and the date index is walked
-    // as before). The exact condition is still tested on each.
+    // matches (few are bound as ids, like search matches; many, and the date index is walked
+    // as before). When they are the whole filter they are the answer; beside other conditions
+    // the exact condition is still tested on each.
     let mut narrowed = false;
     let mut candidates_exact = false;
     let ids = match (d, substring_match(&q.filter, &accounts)) {
@@ -1044,10 +1043,13 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         q.offset + rows.len() as i64
     } else if rows.is_empty() && q.offset == 0 {
         0
-    } else if let (Some(n), true, false) = (hits, index_only, q.group_by_thread) {
-        n
-    } else if let (Some(n), true, false) = (hits, candidates_exact, q.group_by_thread) {
-        // The trigram matches are the answer (see `substring_match`).
+    } else if let (Some(n), true, false) = (
+        hits,
+        // The matches are the answer: FTS5 alone (accounts and well-known folders), or exact
+        // trigram matches (see `substring_match`).
+        index_only || candidates_exact,
+        q.group_by_thread,
+    ) {
         n
     } else if let (Some(m), None, true, false) = (&fts, &ids, index_only, q.group_by_thread) {
         // Many matches: FTS5 counts them without touching the messages.
@@ -1163,15 +1165,24 @@ fn thread_count_index(filter: &Filter) -> Option<&'static str> {
     None
 }
 
+/// A top-level condition on the account alone (or none): `narrow` has put it in the accounts a
+/// list reads, so the counters and indexes scoped to those accounts answer it.
+fn on_accounts_only(c: &Filter) -> bool {
+    matches!(
+        c,
+        Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
+            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
+            | Filter::Const(true)
+    )
+}
+
 /// A thread list the thread counters answer: only account conditions (already in `narrow`) and
 /// at most one folder; answers the counters' folder key ('' for all folders).
 fn thread_counter_folder(filter: &Filter) -> Option<&str> {
     let mut folder = None;
     for c in filter.conjuncts() {
         match c {
-            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
-            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
-            | Filter::Const(true) => {}
+            c if on_accounts_only(c) => {}
             Filter::Cond(
                 Field::Folder,
                 Pred::Text {
@@ -1199,9 +1210,7 @@ fn counter_shape(filter: &Filter) -> Option<CounterShape<'_>> {
     };
     for c in filter.conjuncts() {
         match c {
-            Filter::Cond(Field::AccountId, Pred::Int(CmpOp::Eq | CmpOp::Ne, _))
-            | Filter::Cond(Field::AccountId, Pred::IntIn { .. })
-            | Filter::Const(true) => {}
+            c if on_accounts_only(c) => {}
             Filter::Cond(Field::Folder, p @ (Pred::Text { .. } | Pred::TextIn { .. }))
                 if shape.folder.is_none() =>
             {

@@ -465,22 +465,19 @@ impl Filter {
         if !s.to.iter().all(|q| sum.to.iter().any(|p| person(p, q))) {
             return false;
         }
-        // Lower-cased only when asked for: this runs for every message on every list page.
-        if s.subject.is_empty() && s.words.is_empty() {
-            return s
-                .message_ids
-                .iter()
-                .all(|id| sum.message_id.as_deref() == Some(id.as_str()));
-        }
-        let subject = sum.subject.to_lowercase();
-        if !s.subject.iter().all(|q| subject.contains(q.as_str())) {
-            return false;
-        }
         if !s
             .message_ids
             .iter()
             .all(|id| sum.message_id.as_deref() == Some(id.as_str()))
         {
+            return false;
+        }
+        // Lower-cased only when asked for: this runs for every message on every list page.
+        if s.subject.is_empty() && s.words.is_empty() {
+            return true;
+        }
+        let subject = sum.subject.to_lowercase();
+        if !s.subject.iter().all(|q| subject.contains(q.as_str())) {
             return false;
         }
         let text = sum.preview.to_lowercase();
@@ -491,8 +488,12 @@ impl Filter {
 }
 
 /// Newest first, as Gmail lists: by internalDate, then id.
+fn newer_first(a: &Msg, b: &Msg) -> std::cmp::Ordering {
+    (b.received_at, &b.id).cmp(&(a.received_at, &a.id))
+}
+
 fn newest_first(list: &mut [&Msg]) {
-    list.sort_by(|a, b| (b.received_at, &b.id).cmp(&(a.received_at, &a.id)));
+    list.sort_by(|a, b| newer_first(a, b));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -548,7 +549,7 @@ async fn list_messages(
     // One pass per page, no sort of the whole mailbox: a sandbox that costs O(n log n) a page
     // makes a large first sync quadratic, which real Gmail is not.
     let mut total = 0;
-    let mut rest: Vec<&Msg> = store
+    let mut page: Vec<&Msg> = store
         .messages()
         .filter(|m| filter.matches(store, m))
         .inspect(|_| total += 1)
@@ -558,15 +559,12 @@ async fn list_messages(
                 .is_none_or(|(r, id)| (m.received_at, m.id.as_str()) < (*r, id.as_str()))
         })
         .collect();
-    let more = rest.len() > max;
+    let more = page.len() > max;
     if more {
-        rest.select_nth_unstable_by(max, |a, b| {
-            (b.received_at, &b.id).cmp(&(a.received_at, &a.id))
-        });
-        rest.truncate(max);
+        page.select_nth_unstable_by(max, |a, b| newer_first(a, b));
+        page.truncate(max);
     }
-    newest_first(&mut rest);
-    let page = rest;
+    newest_first(&mut page);
     let mut body = json!({ "resultSizeEstimate": total });
     if !page.is_empty() {
         body["messages"] = page

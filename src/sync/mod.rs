@@ -292,7 +292,7 @@ async fn sync_pages(
         let next = (!caught_up).then(|| {
             let (provider, token, cursor) = (provider.as_ref(), token.clone(), new_cursor.clone());
             // This page's messages are stored (or settled) by the time the next one is applied.
-            let listed: HashSet<String> = ahead
+            let mut skip: HashSet<String> = ahead
                 .page
                 .changes
                 .iter()
@@ -302,6 +302,23 @@ async fn sync_pages(
             let account = &account;
             Box::pin(async move {
                 let mut page = provider.sync_page(&token, Some(&cursor), since).await?;
+                // Read while this page is being committed: a snapshot from before that commit,
+                // which is why this page's own messages are skipped above.
+                let ids: Vec<String> = page
+                    .changes
+                    .iter()
+                    .map(change_id)
+                    .filter(|id| !skip.contains(*id))
+                    .map(str::to_string)
+                    .collect();
+                let stored = state
+                    .db
+                    .run(move |c| store::known(c, account_id, &ids))
+                    .await
+                    .map_err(|e| {
+                        ProviderError::Transient(format!("reading stored messages: {e}"))
+                    })?;
+                skip.extend(stored.into_keys());
                 let parsed = download_new(
                     state,
                     provider,
@@ -309,8 +326,7 @@ async fn sync_pages(
                     account,
                     gen,
                     &mut page.changes,
-                    &listed,
-                    true,
+                    &skip,
                 )
                 .await?;
                 Ok(Ahead { page, parsed })
@@ -384,9 +400,8 @@ impl Ahead {
 }
 
 /// Downloads (a few at a time: Graph allows 4 concurrent requests per mailbox) and parses, on a
-/// blocking thread, the messages of `changes` not stored yet and not in `skip`. A message gone
-/// between the listing and the download is left out: the next changes will say so.
-#[allow(clippy::too_many_arguments)]
+/// blocking thread, the messages of `changes` not in `skip` (those stored, or parsed already). A
+/// message gone between the listing and the download is left out: the next changes will say so.
 async fn download_new(
     state: &AppState,
     provider: &dyn MailProvider,
@@ -395,7 +410,6 @@ async fn download_new(
     gen: i64,
     changes: &mut [Change],
     skip: &HashSet<String>,
-    check_stored: bool,
 ) -> Result<HashMap<String, Parsed>, ProviderError> {
     // The MIME a listing sent along (Gmail) is taken, not copied: it is parsed here only.
     let wanted: Vec<(&MessageState, Option<Vec<u8>>)> = changes
@@ -411,25 +425,6 @@ async fn download_new(
         return Ok(HashMap::new());
     }
     let account_id = account.id;
-    let wanted = if check_stored {
-        // Read while the page before is being committed: a snapshot from before that commit,
-        // which is why that page's own messages are in `skip`.
-        let ids: Vec<String> = wanted
-            .iter()
-            .map(|(st, _)| st.provider_message_id.clone())
-            .collect();
-        let known = state
-            .db
-            .run(move |c| store::known(c, account_id, &ids))
-            .await
-            .map_err(|e| ProviderError::Transient(format!("reading stored messages: {e}")))?;
-        wanted
-            .into_iter()
-            .filter(|(st, _)| !known.contains_key(&st.provider_message_id))
-            .collect()
-    } else {
-        wanted
-    };
     let limit = provider
         .max_concurrency()
         .map_or(state.settings.sync.concurrency, |max| {
@@ -519,7 +514,6 @@ async fn apply_page<'a>(
         gen,
         &mut page.changes,
         &skip,
-        false,
     )
     .await
     {
