@@ -701,11 +701,11 @@ fn trigram_needle(field: Field, needle: &str) -> Option<&'static str> {
 }
 
 /// The trigram query for the filter's top-level `$includes` conditions the index can answer,
-/// scoped to `accounts`, and whether it is the whole filter (every other condition is on the
-/// account, already in `accounts`): then its matches are the answer and their number the count.
-/// The needle is lower-cased as `like_pattern` does; the index holds SQLite's LOWER of each
-/// column and compares case-sensitively, so it matches what the LIKE matches.
-fn substring_match(filter: &Filter, accounts: &[i64]) -> Option<(String, bool)> {
+/// and whether it is the whole filter (every other condition is on the account, which the key
+/// ranges answer): then its matches are the answer and their number the count. The needle is
+/// lower-cased as `like_pattern` does; the index holds SQLite's LOWER of each column and
+/// compares case-sensitively, so it matches what the LIKE matches.
+fn substring_match(filter: &Filter) -> Option<(String, bool)> {
     let mut exact = true;
     let terms: Vec<String> = filter
         .conjuncts()
@@ -731,41 +731,155 @@ fn substring_match(filter: &Filter, accounts: &[i64]) -> Option<(String, bool)> 
             }
         })
         .collect();
-    if terms.is_empty() {
-        return None;
-    }
-    let any = accounts
-        .iter()
-        .map(|a| format!("account_key : \"<a{a}>\""))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    Some((format!("({any}) AND {}", terms.join(" AND ")), exact))
+    (!terms.is_empty()).then(|| (terms.join(" AND "), exact))
 }
 
-/// The FTS5 query: the accounts and folders when given, every word as a prefix.
-fn fts_match(accounts: Option<&[i64]>, folders: Option<&[String]>, words: &[String]) -> String {
-    let mut terms = Vec::new();
-    if let Some(accounts) = accounts {
-        let any = accounts
-            .iter()
-            .map(|a| format!("account_key : \"a{a}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        terms.push(format!("({any})"));
-    }
-    if let Some(folders) = folders {
-        let f = folders
-            .iter()
-            .map(|f| format!("folder_key : ^ \"{f}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        terms.push(format!("({f})"));
-    }
-    for w in words {
+/// The FTS5 query of the words: every word as a prefix.
+fn fts_match(words: &[String]) -> String {
+    words
+        .iter()
         // Words are letters and digits only (search_words), so quoting cannot be broken.
-        terms.push(format!("document : \"{w}\"*"));
+        .map(|w| format!("\"{w}\"*"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+// ---- search keys ----
+//
+// Both SQLite full-text indexes are keyed `account << 40 | folder code << 37 | message id`
+// (migration 12), so the messages of an account, or of an account's well-known folder, are one
+// range of keys: FTS5 seeks to it instead of intersecting with a term every message carries.
+
+const KEY_ACCOUNT_SHIFT: u32 = 40;
+const KEY_FOLDER_SHIFT: u32 = 37;
+const KEY_ID_MASK: i64 = (1 << KEY_FOLDER_SHIFT) - 1;
+
+/// The folder's code in a search key, as migration 12's triggers compute it.
+pub fn folder_code(name: &str) -> i64 {
+    match name {
+        folder::INBOX => 1,
+        folder::SENT => 2,
+        folder::DRAFTS => 3,
+        folder::ARCHIVE => 4,
+        folder::SPAM => 5,
+        folder::TRASH => 6,
+        _ => 0,
     }
-    terms.join(" AND ")
+}
+
+/// The key ranges `[from, to)` of the accounts, narrowed to the well-known folders when given.
+fn key_ranges(accounts: &[i64], folders: Option<&[String]>) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for &a in accounts {
+        let base = a << KEY_ACCOUNT_SHIFT;
+        match folders {
+            None => out.push((base, (a + 1) << KEY_ACCOUNT_SHIFT)),
+            Some(folders) => {
+                let codes: BTreeSet<i64> = folders.iter().map(|f| folder_code(f)).collect();
+                out.extend(codes.into_iter().map(|c| {
+                    (
+                        base | (c << KEY_FOLDER_SHIFT),
+                        base | ((c + 1) << KEY_FOLDER_SHIFT),
+                    )
+                }));
+            }
+        }
+    }
+    out
+}
+
+/// `SELECT <message id> AS id FROM <index> WHERE MATCH … ` over each key range, as one
+/// UNION ALL (FTS5 takes one rowid range per scan).
+fn push_keyed_matches(sql: &mut Sql, index: &str, query: &str, ranges: &[(i64, i64)]) {
+    for (i, (from, to)) in ranges.iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push(&format!(
+            "SELECT rowid & {KEY_ID_MASK} AS id FROM {index} WHERE {index} MATCH "
+        ))
+        .text(query)
+        .push(" AND rowid >= ")
+        .int(*from)
+        .push(" AND rowid < ")
+        .int(*to);
+    }
+}
+
+/// Matches of an index read once: how many (up to `limit + 1`) and their message ids as a JSON
+/// array, which the list query binds as one parameter. Aggregated by SQLite: handing thousands
+/// of ids over row by row costs more than finding them.
+#[derive(Debug, Clone, QueryableByName)]
+struct Matches {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Text)]
+    ids: String,
+}
+
+fn keyed_matches(
+    conn: &mut DbConnection,
+    index: &str,
+    query: &str,
+    ranges: &[(i64, i64)],
+    limit: i64,
+) -> Result<Matches, DbError> {
+    let mut sql = Sql::new(dialect(conn));
+    sql.push("SELECT COUNT(*) AS n, json_group_array(id) AS ids FROM (");
+    push_keyed_matches(&mut sql, index, query, ranges);
+    sql.push(" LIMIT ").int(limit + 1).push(")");
+    Ok(load::<Matches>(conn, sql)?
+        .into_iter()
+        .next()
+        .unwrap_or(Matches {
+            n: 0,
+            ids: "[]".into(),
+        }))
+}
+
+impl Matches {
+    /// The ids, sorted.
+    fn sorted(&self) -> Result<Vec<i64>, DbError> {
+        let mut ids: Vec<i64> = serde_json::from_str(&self.ids).map_err(|e| {
+            DbError::Query(diesel::result::Error::DeserializationError(Box::new(e)))
+        })?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+/// The ids both match sets hold.
+fn intersect(a: &Matches, b: &Matches) -> Result<Matches, DbError> {
+    let theirs = b.sorted()?;
+    let both: Vec<i64> = a
+        .sorted()?
+        .into_iter()
+        .filter(|i| theirs.binary_search(i).is_ok())
+        .collect();
+    Ok(Matches {
+        n: both.len() as i64,
+        ids: serde_json::Value::from(both).to_string(),
+    })
+}
+
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// Whether a message is among the matches of the running list (`bind_hits`).
+    fn em_search_hit(id: BigInt) -> diesel::sql_types::Bool;
+}
+
+/// Makes `em_search_hit` answer from `m` on this connection, until the next list binds its own.
+/// A list walking the date index tests each message it passes with it: a lookup in a sorted
+/// array, where `id IN (SELECT value FROM json_each(…))` would first build an index of every
+/// match (thousands) to test a few hundred messages.
+fn bind_hits(conn: &mut DbConnection, m: &Matches) -> Result<(), DbError> {
+    if let DbConnection::Sqlite(c) = conn {
+        let ids = m.sorted()?;
+        em_search_hit_utils::register_nondeterministic_impl(c, move |id: i64| {
+            ids.binary_search(&id).is_ok()
+        })?;
+    }
+    Ok(())
 }
 
 fn tsquery(words: &[String]) -> String {
@@ -779,10 +893,14 @@ fn tsquery(words: &[String]) -> String {
 /// How the search words reach the query.
 #[derive(Debug, Clone, Copy)]
 struct Search<'a> {
-    /// SQLite: the FTS5 query of the words (and the user's accounts), for a subquery.
+    /// SQLite: the FTS5 query of the words, for a subquery over `ranges`.
     fts: Option<&'a str>,
-    /// SQLite: the matches themselves, when there are few enough to bind (read once from FTS5).
-    ids: Option<&'a [i64]>,
+    /// SQLite: the search keys of the user's accounts (and well-known folders) the words are
+    /// looked up in.
+    ranges: &'a [(i64, i64)],
+    /// SQLite: the matches themselves (a JSON array of ids), when there are few enough to bind
+    /// (read once from FTS5).
+    ids: Option<&'a str>,
     /// Read the rows of `ids` directly (few matches) rather than walk a date index testing
     /// each message against them.
     drive: bool,
@@ -820,18 +938,13 @@ fn start_from_candidates(hits: i64, total: i64, wanted: i64) -> bool {
     hits < (wanted * total / hits).min(total)
 }
 
-/// The ids as one JSON array, bound as a single parameter.
-fn ids_json(ids: &[i64]) -> String {
-    serde_json::Value::from(ids.to_vec()).to_string()
-}
-
 /// `FROM … WHERE` of a list for alias `m`: driven by few search matches, the matches come first
 /// (CROSS JOIN keeps that order) and each is looked up by id.
 fn from_clause(sql: &mut Sql, search: Search<'_>) {
     match (sql.dialect, search.ids) {
         (Dialect::Sqlite, Some(ids)) if search.drive => {
             sql.push(" FROM json_each(")
-                .text(ids_json(ids))
+                .text(ids)
                 .push(") found CROSS JOIN mail_messages m ON m.id = found.value WHERE ");
         }
         _ => {
@@ -848,11 +961,9 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
     match (sql.dialect, search.ids) {
         // Driven: the ids are the FROM (see `from_clause`).
         (Dialect::Sqlite, Some(_)) if search.drive && a == "m" => {}
-        (Dialect::Sqlite, Some(ids)) => {
-            // `+`: a test on each row walked, never the way in (the date index is).
-            sql.push(&format!(" AND +{a}.id IN (SELECT value FROM json_each("))
-                .text(ids_json(ids))
-                .push("))");
+        (Dialect::Sqlite, Some(_)) => {
+            // A test on each row walked (see `bind_hits`), never the way in: the date index is.
+            sql.push(&format!(" AND em_search_hit({a}.id)"));
         }
         _ => {}
     }
@@ -864,11 +975,9 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
                 // Many matches (more than are bound): `+` makes the matches a set each row
                 // walked in date order is tested against, read once; SQLite would otherwise
                 // start from them and read and sort thousands of rows for one page.
-                sql.push(&format!(
-                    " AND +{a}.id IN (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH "
-                ))
-                .text(m)
-                .push(")");
+                sql.push(&format!(" AND +{a}.id IN ("));
+                push_keyed_matches(sql, "mail_messages_fts", m, search.ranges);
+                sql.push(")");
             }
             _ => {
                 sql.push(&format!(
@@ -913,30 +1022,19 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     if accounts.is_empty() || q.filter == Filter::Const(false) {
         return Ok(ListPage::default());
     }
-    // SQLite search: FTS5 is asked once for the matches (the accounts term keeps its answer to
-    // this user's messages: the index holds every user's; well-known folders narrow it too).
-    // Few matches are then bound as ids, and their number is the count when the filter names
-    // nothing but accounts and well-known folders.
-    let fts = (d == Dialect::Sqlite && !q.search.is_empty())
-        .then(|| fts_match(Some(&accounts), folders.as_deref(), &q.search));
-    let ids: Option<Vec<i64>> = match &fts {
+    // SQLite search: FTS5 is asked once for the matches, within the key ranges of the user's
+    // accounts (and well-known folders: the index holds every user's messages). Few matches
+    // are then bound as ids, and their number is the count when the filter names nothing but
+    // accounts and well-known folders.
+    let ranges = key_ranges(&accounts, folders.as_deref());
+    let fts = (d == Dialect::Sqlite && !q.search.is_empty()).then(|| fts_match(&q.search));
+    let ids: Option<Matches> = match &fts {
         Some(m) => {
-            #[derive(QueryableByName)]
-            struct Rowid {
-                #[diesel(sql_type = BigInt)]
-                rowid: i64,
-            }
-            let mut sql = Sql::new(d);
-            sql.push("SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH ")
-                .text(m.clone())
-                .push(" LIMIT ")
-                .int(MAX_BOUND_MATCHES + 1);
-            let found: Vec<Rowid> = load(conn, sql)?;
-            if found.is_empty() {
+            let found = keyed_matches(conn, "mail_messages_fts", m, &ranges, MAX_BOUND_MATCHES)?;
+            if found.n == 0 {
                 return Ok(ListPage::default());
             }
-            (found.len() as i64 <= MAX_BOUND_MATCHES)
-                .then(|| found.into_iter().map(|r| r.rowid).collect())
+            (found.n <= MAX_BOUND_MATCHES).then_some(found)
         }
         None => None,
     };
@@ -946,31 +1044,27 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     // the exact condition is still tested on each.
     let mut narrowed = false;
     let mut candidates_exact = false;
-    let ids = match (d, substring_match(&q.filter, &accounts)) {
+    let ids = match (d, substring_match(&q.filter)) {
         (Dialect::Sqlite, Some((m, exact))) => {
-            #[derive(QueryableByName)]
-            struct Rowid {
-                #[diesel(sql_type = BigInt)]
-                rowid: i64,
-            }
-            let mut sql = Sql::new(d);
-            sql.push("SELECT rowid FROM mail_messages_trgm WHERE mail_messages_trgm MATCH ")
-                .text(m)
-                .push(" LIMIT ")
-                .int(MAX_BOUND_CANDIDATES + 1);
-            let found: Vec<Rowid> = load(conn, sql)?;
-            if found.is_empty() {
+            let account_ranges = key_ranges(&accounts, None);
+            let found = keyed_matches(
+                conn,
+                "mail_messages_trgm",
+                &m,
+                &account_ranges,
+                MAX_BOUND_CANDIDATES,
+            )?;
+            if found.n == 0 {
                 return Ok(ListPage::default());
             }
-            if found.len() as i64 > MAX_BOUND_CANDIDATES {
+            if found.n > MAX_BOUND_CANDIDATES {
                 ids
             } else {
-                let found: BTreeSet<i64> = found.into_iter().map(|r| r.rowid).collect();
-                let both: Vec<i64> = match ids {
-                    Some(words) => words.into_iter().filter(|i| found.contains(i)).collect(),
-                    None => found.into_iter().collect(),
+                let both = match &ids {
+                    Some(words) => intersect(words, &found)?,
+                    None => found,
                 };
-                if both.is_empty() {
+                if both.n == 0 {
                     return Ok(ListPage::default());
                 }
                 narrowed = true;
@@ -992,10 +1086,14 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
         }
         None => 0,
     };
-    let hits = ids.as_ref().map(|v| v.len() as i64);
+    if let Some(m) = &ids {
+        bind_hits(conn, m)?;
+    }
+    let hits = ids.as_ref().map(|m| m.n);
     let plan = |wanted: i64| Search {
         fts: fts.as_deref(),
-        ids: ids.as_deref(),
+        ranges: &ranges,
+        ids: ids.as_ref().map(|m| m.ids.as_str()),
         drive: hits.is_some_and(|n| {
             if narrowed && !candidates_exact {
                 start_from_candidates(n, total, wanted)
@@ -1054,8 +1152,9 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     } else if let (Some(m), None, true, false) = (&fts, &ids, index_only, q.group_by_thread) {
         // Many matches: FTS5 counts them without touching the messages.
         let mut sql = Sql::new(d);
-        sql.push("SELECT COUNT(*) AS n FROM mail_messages_fts WHERE mail_messages_fts MATCH ")
-            .text(m.clone());
+        sql.push("SELECT COUNT(*) AS n FROM (");
+        push_keyed_matches(&mut sql, "mail_messages_fts", m, &ranges);
+        sql.push(")");
         count(conn, sql)?
     } else {
         count_matches(conn, q, &accounts, count_search)?

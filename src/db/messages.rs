@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use super::message_list::folder_code;
 use super::models::{MailFolderRow, NewMailAttachment, NewMailMessage};
 use super::schema::{
     mail_accounts, mail_attachments, mail_folders, mail_label_outbox, mail_message_labels,
@@ -92,13 +93,22 @@ const INSERT_BATCH: usize = 200;
 /// Inserts new messages with their attachments, a few hundred rows per INSERT statement (a
 /// page of sync is one or two statements instead of one per message and attachment); answers
 /// their ids, in order.
+///
+/// Rows go in by account and folder: the ids they get then grow with their search keys
+/// (migration 12), and FTS5, which flushes its pending terms whenever a key is smaller than the
+/// last, writes each page's terms once.
 pub fn insert_many(
     conn: &mut DbConnection,
     items: &[(NewMailMessage, Vec<NewMailAttachment>)],
 ) -> Result<Vec<i64>, DbError> {
-    let mut ids = Vec::with_capacity(items.len());
-    for chunk in items.chunks(INSERT_BATCH) {
-        let rows: Vec<&NewMailMessage> = chunk.iter().map(|(m, _)| m).collect();
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| (items[i].0.account_id, folder_code(&items[i].0.folder)));
+    let sorted: Vec<&(NewMailMessage, Vec<NewMailAttachment>)> =
+        order.iter().map(|&i| &items[i]).collect();
+    let mut ids = vec![0; items.len()];
+    let mut next = order.iter();
+    for chunk in sorted.chunks(INSERT_BATCH) {
+        let rows: Vec<&NewMailMessage> = chunk.iter().map(|item| &item.0).collect();
         // Batch inserts are per backend in Diesel (SQLite's has its own statement shape).
         match conn {
             DbConnection::Sqlite(c) => diesel::insert_into(mail_messages::table)
@@ -110,7 +120,7 @@ pub fn insert_many(
         };
         // Ids by (account, provider id), the unique key: no reliance on RETURNING's order.
         let mut by_account: HashMap<i64, Vec<&str>> = HashMap::new();
-        for (m, _) in chunk {
+        for (m, _) in chunk.iter().copied() {
             by_account
                 .entry(m.account_id)
                 .or_default()
@@ -126,12 +136,14 @@ pub fn insert_many(
             found.extend(rows.into_iter().map(|(id, p)| ((account_id, p), id)));
         }
         let mut attachments: Vec<NewMailAttachment> = Vec::new();
-        for (m, atts) in chunk {
+        for (m, atts) in chunk.iter().copied() {
             let id = found
                 .get(&(m.account_id, m.provider_message_id.clone()))
                 .copied()
                 .ok_or(DbError::NotFound)?;
-            ids.push(id);
+            if let Some(&at) = next.next() {
+                ids[at] = id;
+            }
             attachments.extend(atts.iter().cloned().map(|mut a| {
                 a.message_id = id;
                 a

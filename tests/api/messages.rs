@@ -2142,3 +2142,215 @@ async fn substring_filters_count_exactly_what_they_list() {
     );
     app.stop().await;
 }
+
+/// The SQLite indexes key each message by account, folder and id (migration 12), and the
+/// PostgreSQL ones do not: either way a search and a substring filter see exactly the user's
+/// messages of the asked accounts and folders, after moves and deletes, and a batch inserted
+/// out of folder order gets each message its own id.
+#[actix_web::test]
+async fn search_follows_accounts_moves_and_deletes() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let gmail = app.link(MEMBER, "google", GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    let outlook = app.link(MEMBER, "microsoft", OUTLOOK).await["id"]
+        .as_i64()
+        .expect("id");
+    let theirs = app.link(OTHER_MEMBER, "google", OTHER_GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    // One batch, folders out of order (insert_many puts them in by folder).
+    let batch: Vec<_> = [
+        ("g1", "trash"),
+        ("g2", "inbox"),
+        ("g3", "sent"),
+        ("g4", "user:Label_9"),
+        ("g5", "inbox"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, (id, folder))| {
+        let date = format!("2026-11-{:02}T10:00:00Z", 10 + i);
+        let subject = format!("Zephyr {id}");
+        let filename = format!("{id}.txt");
+        let s = Seed {
+            id,
+            thread: id,
+            folder,
+            from: if *id == "g5" {
+                "Ann Lee <ann@example.test>"
+            } else {
+                "Zed Zephyrine <zed@example.test>"
+            },
+            subject: &subject,
+            date: &date,
+            text: Some("a zephyr passes"),
+            attachments: vec![(
+                &filename,
+                "text/plain",
+                format!("attachment of {id}").into_bytes(),
+                None,
+            )],
+            ..Seed::default()
+        };
+        let state = MessageState {
+            provider_message_id: id.to_string(),
+            thread_id: Some(id.to_string()),
+            folder: folder.to_string(),
+            labels: Vec::new(),
+            unread: false,
+            starred: false,
+            draft: false,
+            received_at: chrono::DateTime::parse_from_rfc3339(&date)
+                .ok()
+                .map(|d| d.timestamp_millis()),
+            todo_due_at: None,
+        };
+        email_manager::sync::new_message(gmail, MEMBER, 1, 0, &state, &raw(&s))
+    })
+    .collect();
+    let ids = app
+        .state
+        .db
+        .run(move |c| email_manager::db::messages::insert_many(c, &batch))
+        .await
+        .expect("insert_many");
+    for (id, pid) in ids.iter().zip(["g1", "g2", "g3", "g4", "g5"]) {
+        let (status, body) = app
+            .call(
+                MEMBER,
+                None,
+                "mailMessages:get",
+                &[("filterByTk", &id.to_string()), ("appends", "attachments")],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"]["providerMessageId"], pid, "{body}");
+        assert_eq!(
+            body["data"]["attachments"][0]["filename"],
+            format!("{pid}.txt"),
+            "{body}"
+        );
+    }
+    let o1 = seed(
+        &app,
+        outlook,
+        MEMBER,
+        &Seed {
+            id: "o1",
+            thread: "o1",
+            subject: "Zephyr o1",
+            from: "Zed Zephyrine <zed@example.test>",
+            text: Some("zephyrs all around"),
+            ..Seed::default()
+        },
+    )
+    .await;
+    seed(
+        &app,
+        theirs,
+        OTHER_MEMBER,
+        &Seed {
+            id: "x1",
+            thread: "x1",
+            subject: "Zephyr x1",
+            from: "Zed Zephyrine <zed@example.test>",
+            text: Some("a zephyr passes"),
+            ..Seed::default()
+        },
+    )
+    .await;
+
+    let ask = |filter: Value, search: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let f = filter.to_string();
+            let mut q = vec![("filter", f.as_str()), ("sort", "subject")];
+            if let Some(s) = search {
+                q.push(("search", s));
+            }
+            let (status, body) = list(app, MEMBER, &q).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let found = subjects(&body);
+            assert_eq!(body["meta"]["count"], found.len(), "{body}");
+            found
+        }
+    };
+    let z = |ids: &[&str]| -> Vec<String> { ids.iter().map(|i| format!("Zephyr {i}")).collect() };
+    let from_zed = json!({"from": {"$includes": "zephyrine"}});
+    assert_eq!(
+        ask(json!({}), Some("zephyr")).await,
+        z(&["g1", "g2", "g3", "g4", "g5", "o1"])
+    );
+    assert_eq!(
+        ask(json!({"folder": "inbox"}), Some("zeph")).await,
+        z(&["g2", "g5", "o1"])
+    );
+    assert_eq!(
+        ask(
+            json!({"folder": {"$in": ["inbox", "sent"]}}),
+            Some("zephyr")
+        )
+        .await,
+        z(&["g2", "g3", "g5", "o1"])
+    );
+    assert_eq!(
+        ask(json!({"folder": "user:Label_9"}), Some("zephyr")).await,
+        z(&["g4"])
+    );
+    assert_eq!(
+        ask(json!({"accountId": outlook}), Some("zephyr")).await,
+        z(&["o1"])
+    );
+    assert_eq!(
+        ask(from_zed.clone(), None).await,
+        z(&["g1", "g2", "g3", "g4", "o1"])
+    );
+    assert_eq!(
+        ask(
+            json!({"accountId": gmail, "from": {"$includes": "zephyrine"}}),
+            Some("zephyr")
+        )
+        .await,
+        z(&["g1", "g2", "g3", "g4"])
+    );
+
+    // A move (as sync stores one) and a delete change what the indexes answer.
+    let (g2, g3) = (ids[1], ids[2]);
+    app.state
+        .db
+        .run(move |c| {
+            use email_manager::db::schema::mail_messages::dsl as m;
+            diesel::update(m::mail_messages.filter(m::id.eq(g2)))
+                .set(m::folder.eq("archive"))
+                .execute(c)?;
+            diesel::update(m::mail_messages.filter(m::id.eq(g3)))
+                .set(m::folder.eq("user:Label_9"))
+                .execute(c)?;
+            diesel::delete(m::mail_messages.filter(m::id.eq(o1))).execute(c)?;
+            Ok(())
+        })
+        .await
+        .expect("move and delete");
+    assert_eq!(
+        ask(json!({"folder": "inbox"}), Some("zephyr")).await,
+        z(&["g5"])
+    );
+    assert_eq!(
+        ask(json!({"folder": "archive"}), Some("zephyr")).await,
+        z(&["g2"])
+    );
+    assert_eq!(
+        ask(json!({"folder": "user:Label_9"}), Some("zephyr")).await,
+        z(&["g3", "g4"])
+    );
+    assert!(ask(json!({"folder": "sent"}), Some("zephyr"))
+        .await
+        .is_empty());
+    assert_eq!(ask(from_zed, None).await, z(&["g1", "g2", "g3", "g4"]));
+    assert!(ask(json!({"accountId": outlook}), Some("zephyr"))
+        .await
+        .is_empty());
+}
