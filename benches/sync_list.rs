@@ -23,7 +23,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::MigrationHarness;
 use email_manager::config::Settings;
-use email_manager::db::message_list::ListRow;
+use email_manager::db::message_list::{folder_code, ListRow};
 use email_manager::db::models::{MailAttachmentRow, MailMessageRow};
 use email_manager::db::schema::{
     mail_attachments, mail_labels, mail_message_labels, mail_messages,
@@ -64,6 +64,9 @@ struct Bench {
     state: web::Data<AppState>,
     database_url: String,
     handle: ServerHandle,
+    /// One session token per user, as a browser keeps its sign-in: the sidecar confirms a
+    /// token's role with the host once and then from its cache.
+    tokens: std::sync::Mutex<std::collections::HashMap<i64, String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -90,7 +93,12 @@ impl Bench {
             },
             TcpListener::bind("127.0.0.1:0")?,
         )?;
-        let dir = tempfile::tempdir()?;
+        // BENCH_KEEP_DIR=1 leaves the databases behind for a look at their query plans.
+        let keep = std::env::var("BENCH_KEEP_DIR").is_ok_and(|v| v == "1");
+        let dir = tempfile::Builder::new().disable_cleanup(keep).tempdir()?;
+        if keep {
+            eprintln!("bench databases kept in {}", dir.path().display());
+        }
         let database_url = common::fresh_database(dir.path(), "service")?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
@@ -134,6 +142,7 @@ impl Bench {
             state,
             database_url,
             handle,
+            tokens: Default::default(),
             _dir: dir,
         };
         bench.configure_providers().await?;
@@ -141,11 +150,13 @@ impl Bench {
     }
 
     fn token(&self, user: i64) -> Res<String> {
-        Ok(email_manager::auth::sign_dev_token(
-            JWT_SECRET.as_bytes(),
-            user,
-            3600,
-        )?)
+        let mut tokens = self.tokens.lock().map_err(|e| e.to_string())?;
+        if let Some(t) = tokens.get(&user) {
+            return Ok(t.clone());
+        }
+        let t = email_manager::auth::sign_dev_token(JWT_SECRET.as_bytes(), user, 3600)?;
+        tokens.insert(user, t.clone());
+        Ok(t)
     }
 
     async fn call(
@@ -419,8 +430,12 @@ fn read_stored(conn: &mut DbConnection, account_id: i64) -> Res<Stored> {
             mail_message_labels::created_at,
         ))
         .load(conn)?;
+    // In search-key order (account, folder, id), as the sync inserts each page: the full-text
+    // indexes then receive ascending keys (migration 12).
+    let mut messages: Vec<FullMessage> = messages.into_iter().map(FullMessage::from).collect();
+    messages.sort_by_key(|m| (folder_code(&m.folder), m.id));
     Ok(Stored {
-        messages: messages.into_iter().map(FullMessage::from).collect(),
+        messages,
         attachments: attachments.into_iter().map(FullAttachment::from).collect(),
         labels,
         message_labels,
@@ -618,7 +633,7 @@ const COLS: &str = "m.id, m.account_id, m.provider_message_id, m.thread_id, m.me
     m.unread, m.starred, m.todo, m.draft, m.has_attachments, m.size, m.todo_due_at";
 const PAGE: i64 = 20;
 
-fn cases(now_ms: i64) -> Vec<Case> {
+fn cases(now_ms: i64, account_id: i64) -> Vec<Case> {
     let day = 86_400_000;
     let (from, to) = (now_ms - 12 * day, now_ms - 10 * day);
     let iso = |ms: i64| {
@@ -634,10 +649,15 @@ fn cases(now_ms: i64) -> Vec<Case> {
     };
     let newest = "m.date DESC, m.id DESC";
     let pg_doc = "to_tsvector('simple'::regconfig, translate(m.search_text, '@./-_:+\\~#=&?%', '              '))";
+    // SQLite's word index is keyed by account, folder and id (migration 12): the account's key
+    // range, or its folder's, is the scope.
     let search = |word: &str, folder: Option<&str>| {
-        let fts = match folder {
-            Some(f) => format!("folder_key : ^ \"{f}\" AND document : \"{word}\"*"),
-            None => format!("document : \"{word}\"*"),
+        let (from, to) = match folder {
+            Some(f) => {
+                let base = (account_id << 40) | (folder_code(f) << 37);
+                (base, base + (1 << 37))
+            }
+            None => (account_id << 40, (account_id + 1) << 40),
         };
         let folder_sql = folder
             .map(|f| format!(" AND m.folder = '{f}'"))
@@ -645,8 +665,9 @@ fn cases(now_ms: i64) -> Vec<Case> {
         (
             format!(
                 "SELECT {COLS} FROM mail_messages m WHERE m.user_id = ?1{folder_sql} AND +m.id IN \
-                 (SELECT rowid FROM mail_messages_fts WHERE mail_messages_fts MATCH '{fts}') \
-                 ORDER BY {newest} LIMIT {PAGE}"
+                 (SELECT rowid & {mask} FROM mail_messages_fts WHERE mail_messages_fts MATCH '\"{word}\"*' \
+                 AND rowid >= {from} AND rowid < {to}) ORDER BY {newest} LIMIT {PAGE}",
+                mask = (1i64 << 37) - 1
             ),
             format!(
                 "SELECT {COLS} FROM mail_messages m WHERE m.user_id = $1{folder_sql} AND {pg_doc} @@ \
@@ -720,7 +741,7 @@ fn cases(now_ms: i64) -> Vec<Case> {
             bare: {
                 let (s, p) = search("build", None);
                 (
-                    s.replace("\"build\"*", "\"build\"* AND document : \"failed\"*"),
+                    s.replace("\"build\"*", "\"build\"* AND \"failed\"*"),
                     p.replace("build:*", "build:* & failed:*"),
                 )
             },
@@ -805,6 +826,11 @@ struct ListFigures {
 
 /// Copies the messages (and attachments) of account `from` into account `to` (of `LIST_USER`)
 /// round after round, each copy with its own provider and thread ids, until `to` holds `want`.
+/// `db::message_list::folder_code` in SQL: copies go in by folder, as the sync inserts a page.
+const FOLDER_CODE: &str =
+    "CASE folder WHEN 'inbox' THEN 1 WHEN 'sent' THEN 2 WHEN 'drafts' THEN 3 \
+    WHEN 'archive' THEN 4 WHEN 'spam' THEN 5 WHEN 'trash' THEN 6 ELSE 0 END";
+
 fn fill_list_account(c: &mut DbConnection, from: i64, to: i64, want: i64) -> Res<i64> {
     let cols = "thread_id, message_id, in_reply_to, references_header, from_address, from_name,         to_json, cc_json, bcc_json, reply_to_json, subject, snippet, date, folder, provider_labels,         unread, starred, todo, draft, has_attachments, size, text_body, html_body, search_text,         sync_gen, created_at, updated_at, todo_due_at";
     let (one, cat) = match c {
@@ -821,7 +847,7 @@ fn fill_list_account(c: &mut DbConnection, from: i64, to: i64, want: i64) -> Res
         let take = want - have;
         let tag = format!("'~{round}'");
         let sql = format!(
-            "INSERT INTO mail_messages (account_id, user_id, provider_message_id, {cols})              SELECT {to}, {LIST_USER}, provider_message_id {cat} {tag}, thread_id {cat} {tag},              {rest} FROM mail_messages WHERE account_id = {one} ORDER BY id LIMIT {take}",
+            "INSERT INTO mail_messages (account_id, user_id, provider_message_id, {cols})              SELECT {to}, {LIST_USER}, provider_message_id {cat} {tag}, thread_id {cat} {tag},              {rest} FROM (SELECT * FROM mail_messages WHERE account_id = {one} ORDER BY id LIMIT {take})              ORDER BY {FOLDER_CODE}, id",
             rest = cols
                 .split(", ")
                 .skip(1)
@@ -893,7 +919,14 @@ async fn bench_list(bench: &Bench, messages: usize, synced: Option<i64>) -> Res<
     let conn = std::sync::Arc::new(std::sync::Mutex::new(conn));
 
     let mut out = Vec::new();
-    for case in cases(chrono::Utc::now().timestamp_millis()) {
+    // BENCH_CASES=a,b measures only the cases whose names contain one of them.
+    let only: Vec<String> = std::env::var("BENCH_CASES")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    for case in cases(chrono::Utc::now().timestamp_millis(), account_id)
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())))
+    {
         let mut query = case.query.clone();
         query.push(("pageSize", PAGE.to_string()));
         let first = bench

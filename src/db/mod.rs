@@ -249,6 +249,9 @@ impl Db {
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
             .connection_timeout(Duration::from_secs(10))
+            // A server connection can drop while idle, so PostgreSQL's are pinged before use; an
+            // SQLite file handle cannot, and the ping would be a query on every request.
+            .test_on_check_out(backend == Backend::Postgres)
             .build(Manager { backend, target })?;
         let db = Db { pool, backend };
         db.migrate()?;
