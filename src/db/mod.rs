@@ -245,6 +245,13 @@ impl Db {
                     ))
                 })?;
             }
+            // WAL is a property of the file. Switching to it takes an exclusive lock, which the
+            // pool's connections, opened at once, would contend for ("database is locked"):
+            // one connection switches first, the pool's then find it done.
+            let mut first = SqliteConnection::establish(&target).map_err(|e| {
+                DbError::Invalid(format!("cannot open the SQLite database {target}: {e}"))
+            })?;
+            first.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
         }
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
