@@ -2496,3 +2496,123 @@ async fn graph_master_categories_and_flags() {
     );
     sb.stop().await;
 }
+
+/// The Gmail batch endpoint: calls in a multipart/mixed body, answers in one, matched by
+/// Content-ID; a gone message answers 404 in its part; calls other than messages.get, bodies
+/// that are not multipart and requests without a valid token are refused.
+#[tokio::test]
+async fn gmail_batch_answers_each_call_in_its_own_part() {
+    use email_manager::providers::multipart::{self, Part};
+    let (sb, c, cfg) = start().await;
+    let token = google_tokens(&sb, &c, &cfg, "alice@gmail.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, generated) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "alice@gmail.test/generate",
+        Some(json!({"count": 3, "seed": 9, "days": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{generated}");
+    let ids: Vec<String> = generated["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let base = sb.gmail_api_base();
+    let prefix = url::Url::parse(&base)
+        .unwrap()
+        .path()
+        .trim_end_matches('/')
+        .to_string();
+    let call = |cid: &str, line: String| Part {
+        headers: vec![
+            ("Content-Type".into(), "application/http".into()),
+            ("Content-ID".into(), format!("<{cid}>")),
+        ],
+        body: format!("{line}\r\n").into_bytes(),
+    };
+    let parts = vec![
+        call(
+            "a",
+            format!(
+                "GET {prefix}/gmail/v1/users/me/messages/{}?format=raw",
+                ids[0]
+            ),
+        ),
+        call(
+            "b",
+            format!("GET {prefix}/gmail/v1/users/me/messages/ffffffffffff0000"),
+        ),
+        call("c", format!("GET {prefix}/gmail/v1/users/me/labels")),
+        call(
+            "d",
+            format!(
+                "GET {prefix}/gmail/v1/users/me/messages/{}?format=minimal",
+                ids[2]
+            ),
+        ),
+    ];
+    let send = |token: &str, content_type: &str, body: Vec<u8>| {
+        c.post(format!("{base}/batch/gmail/v1"))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let res = send(
+        &token,
+        "multipart/mixed; boundary=xyz",
+        multipart::encode("xyz", &parts),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
+    let answer = res.bytes().await.unwrap();
+    let parts = multipart::decode(multipart::boundary(&content_type).unwrap(), &answer).unwrap();
+    let answers: HashMap<String, (u16, Value)> = parts
+        .iter()
+        .map(|p| {
+            let (first, _, inner) = multipart::split_http(&p.body).unwrap();
+            (
+                p.header("content-id").unwrap().to_string(),
+                (
+                    multipart::status_of(&first).unwrap(),
+                    serde_json::from_slice(inner).unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(answers.len(), 4);
+    let (status, raw) = &answers["<response-a>"];
+    assert_eq!(*status, 200);
+    assert_eq!(raw["id"], ids[0].as_str());
+    assert!(raw["raw"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(answers["<response-b>"].0, 404);
+    assert_eq!(answers["<response-b>"].1["error"]["status"], "NOT_FOUND");
+    assert_eq!(answers["<response-c>"].0, 400);
+    let (status, minimal) = &answers["<response-d>"];
+    assert_eq!(*status, 200);
+    assert!(
+        minimal.get("raw").is_none() && minimal.get("payload").is_none(),
+        "{minimal}"
+    );
+
+    let res = send(&token, "application/json", b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = send(
+        "not-a-token",
+        "multipart/mixed; boundary=xyz",
+        multipart::encode("xyz", &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+}

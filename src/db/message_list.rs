@@ -1524,15 +1524,12 @@ mod tests {
         // Counting them: 6,000 rows read instead of 100,000.
         assert!(start_from_candidates(6_000, 100_000, 6_000));
         assert!(start_from_candidates(30, 100_000, 20));
-        let m = |v| substring_match(&filter::parse(&v).expect("f"), &[4, 9]);
-        let scope = "(account_key : \"<a4>\" OR account_key : \"<a9>\")";
+        let m = |v| substring_match(&filter::parse(&v).expect("f"));
         // The sender's name and address are columns apart; the needle lower-cased.
         assert_eq!(
             m(json!({"from": {"$includes": "Hopper"}, "subject": {"$includes": "déjà"}})),
             Some((
-                format!(
-                    "{scope} AND {{from_name from_address}} : \"hopper\" AND subject : \"déjà\""
-                ),
+                "{from_name from_address} : \"hopper\" AND subject : \"déjà\"".to_string(),
                 true
             ))
         );
@@ -1594,13 +1591,31 @@ mod tests {
         assert_eq!(folders, None);
         assert!(!index_only);
         assert_eq!(
-            fts_match(Some(&[1, 2]), Some(&["inbox".to_string()]), &["caf".into(), "lee".into()]),
-            "(account_key : \"a1\" OR account_key : \"a2\") AND (folder_key : ^ \"inbox\") AND document : \"caf\"* AND document : \"lee\"*"
+            fts_match(&["caf".into(), "lee".into()]),
+            "\"caf\"* AND \"lee\"*"
+        );
+        assert_eq!(fts_match(&["caf".into()]), "\"caf\"*");
+    }
+
+    #[test]
+    fn search_keys_are_one_range_per_account_and_folder() {
+        let inbox = 1 << KEY_FOLDER_SHIFT;
+        assert_eq!(
+            key_ranges(&[3, 5], None),
+            vec![(3 << 40, 4 << 40), (5 << 40, 6 << 40)]
         );
         assert_eq!(
-            fts_match(None, None, &["caf".into()]),
-            "document : \"caf\"*"
+            key_ranges(&[3], Some(&["sent".to_string(), "inbox".to_string()])),
+            vec![
+                ((3 << 40) | inbox, (3 << 40) | (2 * inbox)),
+                ((3 << 40) | (2 * inbox), (3 << 40) | (3 * inbox)),
+            ]
         );
+        // Every well-known folder has its own code, in the key's three bits.
+        let codes: BTreeSet<i64> = folder::WELL_KNOWN.iter().map(|f| folder_code(f)).collect();
+        assert_eq!(codes.len(), folder::WELL_KNOWN.len());
+        assert!(codes.iter().all(|c| (1..8).contains(c)));
+        assert_eq!(folder_code("user:Label_1"), 0);
         assert_eq!(tsquery(&["caf".into(), "lee".into()]), "caf:* & lee:*");
     }
 }

@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod google;
 pub mod http;
 pub mod microsoft;
+pub mod multipart;
 pub mod oauth;
 pub mod sending;
 

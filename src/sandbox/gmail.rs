@@ -21,6 +21,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     // actix tries routes in order, one regex each: the route sync calls for every message
     // comes first (no GET route below shares its shape).
     cfg.route(&r("/messages/{id}"), web::get().to(get_message))
+        .route("/google/batch/gmail/v1", web::post().to(batch))
         .route(&r("/profile"), web::get().to(profile))
         .route(&r("/messages"), web::get().to(list_messages))
         .route(&r("/messages/batchModify"), web::post().to(batch_modify))
@@ -132,11 +133,21 @@ pub(crate) fn owner(
     user: &str,
     need: Need,
 ) -> Result<&'static Mailbox, HttpResponse> {
+    owner_of(bearer(req), data, user, need)
+}
+
+/// `owner` for a bearer token (a call inside a batch carries the batch's).
+fn owner_of(
+    token: Option<&str>,
+    data: &Shared,
+    user: &str,
+    need: Need,
+) -> Result<&'static Mailbox, HttpResponse> {
     let state = data.state();
-    let Some(mailbox) = state.access_owner(Provider::Google, bearer(req)) else {
+    let Some(mailbox) = state.access_owner(Provider::Google, token) else {
         return Err(unauthenticated());
     };
-    let scope = bearer(req)
+    let scope = token
         .and_then(|t| state.find(Provider::Google, Kind::Access, t))
         .map(|t| t.scope.clone())
         .unwrap_or_default();
@@ -160,7 +171,11 @@ pub(crate) fn owner(
 
 /// Query pairs in order, repeated names kept (`labelIds=A&labelIds=B`).
 pub(crate) fn pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(req.query_string().as_bytes())
+    pairs_of(req.query_string())
+}
+
+fn pairs_of(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect()
 }
@@ -586,16 +601,27 @@ async fn get_message(
     data: web::Data<Shared>,
 ) -> HttpResponse {
     let (user, id) = path.into_inner();
-    let mailbox = match owner(&req, &data, &user, Need::Read) {
+    message_get(&data, bearer(&req), &user, &id, req.query_string())
+}
+
+/// `messages.get`, alone or inside a batch.
+fn message_get(
+    data: &Shared,
+    token: Option<&str>,
+    user: &str,
+    id: &str,
+    query: &str,
+) -> HttpResponse {
+    let mailbox = match owner_of(token, data, user, Need::Read) {
         Ok(m) => m,
         Err(res) => return res,
     };
-    let pairs = pairs(&req);
+    let pairs = pairs_of(query);
     let format = match format_of(&pairs, Format::Full) {
         Ok(f) => f,
         Err(res) => return res,
     };
-    if !valid_id(&id) {
+    if !valid_id(id) {
         return invalid("Invalid id value");
     }
     let headers: Vec<String> = all(&pairs, "metadataHeaders")
@@ -604,7 +630,7 @@ async fn get_message(
         .collect();
     let mut state = data.state();
     let store = state.store(mailbox);
-    match store.get(&id) {
+    match store.get(id) {
         Some(m) => json_response(200, message_json(m, format, &headers)),
         None => not_found(),
     }
@@ -1373,4 +1399,123 @@ async fn get_thread(
             "messages": messages.values().map(|m| message_json(m, format, &headers)).collect::<Vec<_>>(),
         }),
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch requests
+
+/// Calls one batch request may hold (Google's limit; it advises 50).
+const MAX_BATCH_CALLS: usize = 100;
+
+/// `POST /batch/gmail/v1`: calls in a `multipart/mixed` body, each part one HTTP request with
+/// a path-only URL, answered as a `multipart/mixed` of HTTP responses whose `Content-ID` is
+/// `response-` and the call's own. The batch's bearer token applies to every call. Each call is
+/// recorded and meets injected faults as if it had come alone, so a fault on
+/// `/google/gmail/v1/users/me/messages` throttles or fails single calls of a batch. The sandbox
+/// answers `messages.get` inside a batch; any other call gets 400.
+async fn batch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
+    use crate::providers::multipart;
+    let token = bearer(&req).map(str::to_string);
+    if data
+        .state()
+        .access_owner(Provider::Google, token.as_deref())
+        .is_none()
+    {
+        return unauthenticated();
+    }
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(parts) = multipart::boundary(content_type).and_then(|b| multipart::decode(b, &body))
+    else {
+        return invalid("A batch request is a multipart/mixed body of HTTP requests.");
+    };
+    if parts.len() > MAX_BATCH_CALLS {
+        return invalid("A batch request may hold at most 100 calls.");
+    }
+    let mut answers = Vec::with_capacity(parts.len());
+    for part in parts {
+        let content_id = part
+            .header("content-id")
+            .map(|c| c.trim_matches(['<', '>']).to_string())
+            .unwrap_or_default();
+        let call = multipart::split_http(&part.body).and_then(|(line, _, _)| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?.to_string(), words.next()?.to_string()))
+        });
+        let res = match call {
+            Some((method, target)) => {
+                batched_call(&data, &req, token.as_deref(), &method, &target).await
+            }
+            None => invalid("A batch part holds an HTTP request."),
+        };
+        answers.push(batch_answer(&content_id, res).await);
+    }
+    let boundary = format!("batch_{}", crate::crypto::random_token(12));
+    HttpResponse::Ok()
+        .content_type(format!("multipart/mixed; boundary={boundary}"))
+        .body(multipart::encode(&boundary, &answers))
+}
+
+async fn batched_call(
+    data: &Shared,
+    outer: &HttpRequest,
+    token: Option<&str>,
+    method: &str,
+    target: &str,
+) -> HttpResponse {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (seq, fault) = {
+        let mut state = data.state();
+        let seq = state.record_batched(outer, method, path, query);
+        (seq, state.take_fault(method, path))
+    };
+    if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    let res = match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
+        Some((fault, status)) => super::control::fault_response(path, fault, status),
+        None => {
+            let get = path
+                .strip_prefix("/google/gmail/v1/users/")
+                .and_then(|rest| rest.split_once("/messages/"))
+                .filter(|(user, id)| !user.contains('/') && !id.contains('/'));
+            match (method, get) {
+                ("GET", Some((user, id))) => message_get(data, token, user, id, query),
+                _ => invalid("The sandbox answers only messages.get inside a batch request."),
+            }
+        }
+    };
+    data.state().record_mut_status(seq, res.status().as_u16());
+    res
+}
+
+/// One part of a batch answer: the call's response as HTTP/1.1 text.
+async fn batch_answer(content_id: &str, res: HttpResponse) -> crate::providers::multipart::Part {
+    let status = res.status();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in res.headers() {
+        if let Ok(v) = value.to_str() {
+            head.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    let body = actix_web::body::to_bytes(res.into_body())
+        .await
+        .unwrap_or_default();
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&body);
+    crate::providers::multipart::Part {
+        headers: vec![
+            ("Content-Type".into(), "application/http".into()),
+            ("Content-ID".into(), format!("<response-{content_id}>")),
+        ],
+        body: bytes,
+    }
 }

@@ -380,6 +380,46 @@ impl State {
     }
 
     /// Appends a request record and returns its sequence number (stable across trimming).
+    /// The injected fault for a call, if one matches it (one of its `count` is used up).
+    pub(crate) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let fault = self.faults.iter_mut().find(|f| {
+            f.remaining > 0
+                && path.starts_with(&f.path_prefix)
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m == "*" || m.eq_ignore_ascii_case(method))
+        });
+        let fault = fault.map(|f| {
+            f.remaining -= 1;
+            f.clone()
+        });
+        self.faults.retain(|f| f.remaining > 0);
+        fault
+    }
+
+    /// Records a call made inside a batch request as if it had come alone (with the batch's
+    /// headers, marked `"batch": true`), so tests see each call either way.
+    pub(crate) fn record_batched(
+        &mut self,
+        outer: &HttpRequest,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> usize {
+        let mut record = record_of(outer, &[]);
+        record["method"] = json!(method);
+        record["path"] = json!(path);
+        record["query"] = pairs_object(query.as_bytes());
+        record["batch"] = json!(true);
+        self.record(record)
+    }
+
+    pub(crate) fn record_mut_status(&mut self, seq: usize, status: u16) {
+        if let Some(r) = self.record_mut(seq) {
+            r["status"] = json!(status);
+        }
+    }
+
     fn record(&mut self, record: Value) -> usize {
         if self.requests.len() >= MAX_REQUESTS {
             let drop = MAX_REQUESTS / 10;
@@ -517,20 +557,7 @@ async fn intercept(
                 });
             }
         }
-        let method = req.method().as_str();
-        let path = req.path();
-        let fault = state.faults.iter_mut().find(|f| {
-            f.remaining > 0
-                && path.starts_with(&f.path_prefix)
-                && f.method
-                    .as_deref()
-                    .is_none_or(|m| m == "*" || m.eq_ignore_ascii_case(method))
-        });
-        let fault = fault.map(|f| {
-            f.remaining -= 1;
-            f.clone()
-        });
-        state.faults.retain(|f| f.remaining > 0);
+        let fault = state.take_fault(req.method().as_str(), req.path());
         (seq, fault, slot)
     };
 

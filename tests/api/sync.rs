@@ -1274,3 +1274,57 @@ async fn graph_downloads_stay_within_four_concurrent_requests_per_mailbox() {
     assert_eq!(throttled, 0);
     app.stop().await;
 }
+
+/// Gmail's first sync fetches the listed messages in batch requests (`POST /batch/gmail/v1`,
+/// 50 calls each), and a call the batch answers with 429 is made again on its own.
+#[actix_web::test]
+async fn gmail_fetches_in_batches_and_retries_a_throttled_call_alone() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    app.generate(GMAIL, 120, 141).await;
+    let id = linked(&app, GMAIL).await;
+    // The trailing slash spares the listing: only single messages are throttled.
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": "/google/gmail/v1/users/me/messages/", "status": 429,
+               "retry_after": "1", "count": 3}),
+    )
+    .await;
+    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_eq!(run["added"], 120, "{run}");
+    assert_in_step(&app, GMAIL, id).await;
+
+    // 100 on the first page (2 batches), 20 on the second (1 batch).
+    let batches = app.sandbox_requests("/google/batch/gmail/v1").await;
+    assert_eq!(batches.len(), 3, "{batches:?}");
+    let calls = app
+        .sandbox_requests("/google/gmail/v1/users/me/messages/")
+        .await;
+    let batched: Vec<&Value> = calls.iter().filter(|c| c["batch"] == true).collect();
+    assert_eq!(batched.len(), 120);
+    assert!(batched
+        .iter()
+        .all(|c| c["method"] == "GET" && c["query"]["format"] == "raw"));
+    let throttled: Vec<String> = batched
+        .iter()
+        .filter(|c| c["status"] == 429)
+        .map(|c| c["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(throttled.len(), 3, "{calls:?}");
+    // Each throttled call, and only those, was made again alone (and answered).
+    let alone: Vec<String> = calls
+        .iter()
+        .filter(|c| c["batch"] != true)
+        .map(|c| {
+            assert_eq!(c["status"], 200, "{c}");
+            c["path"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    let mut expected = throttled.clone();
+    expected.sort();
+    let mut alone_sorted = alone.clone();
+    alone_sorted.sort();
+    assert_eq!(alone_sorted, expected);
+    app.stop().await;
+}
