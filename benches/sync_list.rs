@@ -23,7 +23,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::MigrationHarness;
 use email_manager::config::Settings;
-use email_manager::db::message_list::{folder_code, ListRow};
+use email_manager::db::message_list::{folder_code, key_ranges, ListRow, KEY_ID_MASK};
 use email_manager::db::models::{MailAttachmentRow, MailMessageRow};
 use email_manager::db::schema::{
     mail_attachments, mail_labels, mail_message_labels, mail_messages,
@@ -652,13 +652,11 @@ fn cases(now_ms: i64, account_id: i64) -> Vec<Case> {
     // SQLite's word index is keyed by account, folder and id (migration 12): the account's key
     // range, or its folder's, is the scope.
     let search = |word: &str, folder: Option<&str>| {
-        let (from, to) = match folder {
-            Some(f) => {
-                let base = (account_id << 40) | (folder_code(f) << 37);
-                (base, base + (1 << 37))
-            }
-            None => (account_id << 40, (account_id + 1) << 40),
-        };
+        let scope = folder.map(|f| vec![f.to_string()]);
+        let (from, to) = key_ranges(&[account_id], scope.as_deref())
+            .first()
+            .copied()
+            .unwrap_or_default();
         let folder_sql = folder
             .map(|f| format!(" AND m.folder = '{f}'"))
             .unwrap_or_default();
@@ -667,7 +665,7 @@ fn cases(now_ms: i64, account_id: i64) -> Vec<Case> {
                 "SELECT {COLS} FROM mail_messages m WHERE m.user_id = ?1{folder_sql} AND +m.id IN \
                  (SELECT rowid & {mask} FROM mail_messages_fts WHERE mail_messages_fts MATCH '\"{word}\"*' \
                  AND rowid >= {from} AND rowid < {to}) ORDER BY {newest} LIMIT {PAGE}",
-                mask = (1i64 << 37) - 1
+                mask = KEY_ID_MASK
             ),
             format!(
                 "SELECT {COLS} FROM mail_messages m WHERE m.user_id = $1{folder_sql} AND {pg_doc} @@ \

@@ -752,7 +752,8 @@ fn fts_match(words: &[String]) -> String {
 
 const KEY_ACCOUNT_SHIFT: u32 = 40;
 const KEY_FOLDER_SHIFT: u32 = 37;
-const KEY_ID_MASK: i64 = (1 << KEY_FOLDER_SHIFT) - 1;
+/// The message id in a search key.
+pub const KEY_ID_MASK: i64 = (1 << KEY_FOLDER_SHIFT) - 1;
 
 /// The folder's code in a search key, as migration 12's triggers compute it.
 pub fn folder_code(name: &str) -> i64 {
@@ -768,7 +769,7 @@ pub fn folder_code(name: &str) -> i64 {
 }
 
 /// The key ranges `[from, to)` of the accounts, narrowed to the well-known folders when given.
-fn key_ranges(accounts: &[i64], folders: Option<&[String]>) -> Vec<(i64, i64)> {
+pub fn key_ranges(accounts: &[i64], folders: Option<&[String]>) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     for &a in accounts {
         let base = a << KEY_ACCOUNT_SHIFT;

@@ -106,8 +106,7 @@ pub fn insert_many(
     let sorted: Vec<&(NewMailMessage, Vec<NewMailAttachment>)> =
         order.iter().map(|&i| &items[i]).collect();
     let mut ids = vec![0; items.len()];
-    let mut next = order.iter();
-    for chunk in sorted.chunks(INSERT_BATCH) {
+    for (chunk, places) in sorted.chunks(INSERT_BATCH).zip(order.chunks(INSERT_BATCH)) {
         let rows: Vec<&NewMailMessage> = chunk.iter().map(|item| &item.0).collect();
         // Batch inserts are per backend in Diesel (SQLite's has its own statement shape).
         match conn {
@@ -136,14 +135,12 @@ pub fn insert_many(
             found.extend(rows.into_iter().map(|(id, p)| ((account_id, p), id)));
         }
         let mut attachments: Vec<NewMailAttachment> = Vec::new();
-        for (m, atts) in chunk.iter().copied() {
+        for ((m, atts), &at) in chunk.iter().copied().zip(places) {
             let id = found
                 .get(&(m.account_id, m.provider_message_id.clone()))
                 .copied()
                 .ok_or(DbError::NotFound)?;
-            if let Some(&at) = next.next() {
-                ids[at] = id;
-            }
+            ids[at] = id;
             attachments.extend(atts.iter().cloned().map(|mut a| {
                 a.message_id = id;
                 a

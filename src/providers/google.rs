@@ -683,7 +683,7 @@ impl Google {
         let list: MessageList = self.http.get_json(url.as_str(), token, classify).await?;
         let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
         let chunks: Vec<Vec<String>> = ids.chunks(BATCH_SIZE).map(<[String]>::to_vec).collect();
-        let batches: Vec<Vec<Option<(GmailMessage, Vec<u8>)>>> = stream::iter(chunks)
+        let batches: Vec<Vec<Option<RawMessage>>> = stream::iter(chunks)
             .map(|chunk| async move { self.get_raw_batch(token, &chunk).await })
             .buffered(BATCH_CONCURRENCY)
             .try_collect()
@@ -820,11 +820,7 @@ impl Google {
         )
     }
 
-    async fn get_raw(
-        &self,
-        token: &SecretString,
-        id: &str,
-    ) -> Result<(GmailMessage, Vec<u8>), ProviderError> {
+    async fn get_raw(&self, token: &SecretString, id: &str) -> Result<RawMessage, ProviderError> {
         let message: GmailMessage = self
             .http
             .get_json(&self.raw_url(id), token, classify)
@@ -840,8 +836,8 @@ impl Google {
         &self,
         token: &SecretString,
         ids: &[String],
-    ) -> Result<Vec<Option<(GmailMessage, Vec<u8>)>>, ProviderError> {
-        let mut answers: Vec<Option<Option<(GmailMessage, Vec<u8>)>>> =
+    ) -> Result<Vec<Option<RawMessage>>, ProviderError> {
+        let mut answers: Vec<Option<Option<RawMessage>>> =
             std::iter::repeat_with(|| None).take(ids.len()).collect();
         if ids.len() > 1 {
             let boundary = format!("batch_{}", crate::crypto::random_token(18));
@@ -1035,8 +1031,11 @@ struct GmailMessage {
     raw: Option<String>,
 }
 
+/// A `raw` answer and its MIME.
+type RawMessage = (GmailMessage, Vec<u8>);
+
 /// The MIME of a `raw` answer, decoded from base64url.
-fn decode_raw(mut message: GmailMessage) -> Result<(GmailMessage, Vec<u8>), ProviderError> {
+fn decode_raw(mut message: GmailMessage) -> Result<RawMessage, ProviderError> {
     let raw = message.raw.take().unwrap_or_default();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.trim_end_matches('='))

@@ -4,10 +4,13 @@
 
 use memchr::memmem;
 
+/// Header lines as (name, value), in order.
+pub type Headers = Vec<(String, String)>;
+
 /// One part: its headers (names lower-cased) and its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
 }
 
@@ -102,7 +105,7 @@ fn skip_line_end(s: &[u8]) -> &[u8] {
 }
 
 /// Header lines up to the first empty line, and what follows.
-pub fn split_head(s: &[u8]) -> Option<(Vec<(String, String)>, &[u8])> {
+pub fn split_head(s: &[u8]) -> Option<(Headers, &[u8])> {
     let mut headers = Vec::new();
     let mut rest = s;
     loop {
@@ -121,7 +124,7 @@ pub fn split_head(s: &[u8]) -> Option<(Vec<(String, String)>, &[u8])> {
 }
 
 /// An HTTP message inside a part: its first line, headers and body.
-pub fn split_http(s: &[u8]) -> Option<(String, Vec<(String, String)>, &[u8])> {
+pub fn split_http(s: &[u8]) -> Option<(String, Headers, &[u8])> {
     let s = trim_leading_line_ends(s);
     let at = memchr::memchr(b'\n', s).unwrap_or(s.len());
     let first = String::from_utf8_lossy(s[..at].strip_suffix(b"\r").unwrap_or(&s[..at]))

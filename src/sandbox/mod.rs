@@ -379,7 +379,6 @@ impl State {
         })
     }
 
-    /// Appends a request record and returns its sequence number (stable across trimming).
     /// The injected fault for a call, if one matches it (one of its `count` is used up).
     pub(crate) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let fault = self.faults.iter_mut().find(|f| {
@@ -414,12 +413,14 @@ impl State {
         self.record(record)
     }
 
+    /// Sets the answered status of a recorded request.
     pub(crate) fn record_mut_status(&mut self, seq: usize, status: u16) {
         if let Some(r) = self.record_mut(seq) {
             r["status"] = json!(status);
         }
     }
 
+    /// Appends a request record and returns its sequence number (stable across trimming).
     fn record(&mut self, record: Value) -> usize {
         if self.requests.len() >= MAX_REQUESTS {
             let drop = MAX_REQUESTS / 10;
@@ -542,9 +543,7 @@ async fn intercept(
                 if *n >= GRAPH_MAILBOX_CONCURRENCY {
                     drop(state);
                     let res = graph_throttled();
-                    if let Some(r) = shared.state().record_mut(seq) {
-                        r["status"] = json!(res.status().as_u16());
-                    }
+                    shared.state().record_mut_status(seq, res.status().as_u16());
                     return Ok(req.into_response(res));
                 }
                 *n += 1;
@@ -579,9 +578,7 @@ async fn intercept(
         None => next.call(req).await?.map_into_boxed_body(),
     };
     drop(slot);
-    if let Some(r) = shared.state().record_mut(seq) {
-        r["status"] = json!(res.status().as_u16());
-    }
+    shared.state().record_mut_status(seq, res.status().as_u16());
     Ok(res)
 }
 
