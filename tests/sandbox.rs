@@ -2616,3 +2616,160 @@ async fn gmail_batch_answers_each_call_in_its_own_part() {
     .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Graph JSON batching: each request is answered under its own id (the MIME of `$value` as
+/// base64), an unknown message is 404 and an unsupported request 400 inside a 200 batch; more
+/// than 20 requests or no token refuse the batch; and a batch whose mailbox has fewer than 4
+/// free slots sees the requests past them throttled, wave by wave.
+#[tokio::test]
+async fn graph_batch_answers_each_request_and_throttles_past_the_mailbox_limit() {
+    let (sb, c, cfg) = start().await;
+    let token = ms_tokens(&sb, &c, &cfg, "carol@contoso.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, generated) = control(
+        &c,
+        &sb,
+        reqwest::Method::POST,
+        "carol@contoso.test/generate",
+        Some(json!({"count": 3, "seed": 9, "days": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{generated}");
+    let ids: Vec<String> = generated["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let graph = sb.graph_api_base();
+    let mime = |id: String| {
+        let (c, token, graph) = (c.clone(), token.clone(), graph.clone());
+        async move {
+            let res = c
+                .get(format!("{graph}/me/messages/{}/$value", enc(&id)))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.bytes().await.unwrap().to_vec()
+        }
+    };
+    let batch = |token: &str, requests: Value| {
+        c.post(format!("{graph}/$batch"))
+            .bearer_auth(token)
+            .json(&json!({ "requests": requests }))
+            .send()
+    };
+    let value_of = |id: &str| format!("/me/messages/{}/$value", enc(id));
+    let (status, answer) = body(
+        batch(
+            &token,
+            json!([
+                {"id": "a", "method": "GET", "url": value_of(&ids[0])},
+                {"id": "b", "method": "GET", "url": "/me/messages/AAMkAGVmMDEzMTM4/$value"},
+                {"id": "c", "method": "GET", "url": "/me/mailFolders"},
+                // Graph takes the URL with or without its leading slash.
+                {"id": "d", "method": "GET", "url": value_of(&ids[1]).trim_start_matches('/')},
+            ]),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let by_id: HashMap<String, Value> = answer["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    assert_eq!(by_id.len(), 4, "{answer}");
+    let decoded = |r: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(r["body"].as_str().expect("a base64 body"))
+            .unwrap()
+    };
+    assert_eq!(by_id["a"]["status"], 200);
+    assert_eq!(decoded(&by_id["a"]), mime(ids[0].clone()).await);
+    assert_eq!(by_id["b"]["status"], 404);
+    assert_eq!(by_id["b"]["body"]["error"]["code"], "ErrorItemNotFound");
+    assert_eq!(by_id["c"]["status"], 400);
+    assert_eq!(by_id["d"]["status"], 200);
+    assert_eq!(decoded(&by_id["d"]), mime(ids[1].clone()).await);
+
+    let too_many: Vec<Value> = (0..21)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": value_of(&ids[0])}))
+        .collect();
+    let res = batch(&token, json!(too_many)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = batch("not-a-token", json!([])).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Three slow requests hold three of carol's four slots: a batch of 8 gets one request
+    // through per wave of 4 (its first and fifth), the others 429.
+    c.delete(format!("{}/__sandbox/concurrency", sb.base_url))
+        .send()
+        .await
+        .unwrap();
+    let res = c
+        .post(format!("{}/__sandbox/faults", sb.base_url))
+        .json(&json!({"path_prefix": "/microsoft/graph/v1.0/me/mailFolders", "delay_ms": 1500, "count": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let slow: Vec<_> = (0..3)
+        .map(|_| {
+            let req = c
+                .get(format!("{graph}/me/mailFolders"))
+                .bearer_auth(&token)
+                .send();
+            tokio::spawn(req)
+        })
+        .collect();
+    loop {
+        let (_, seen) = body(
+            c.get(format!("{}/__sandbox/concurrency", sb.base_url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if seen["graphMaxInFlight"]["carol@contoso.test"] == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let eight: Vec<Value> = (0..8)
+        .map(|i| json!({"id": i.to_string(), "method": "GET", "url": value_of(&ids[2])}))
+        .collect();
+    let (status, answer) = body(batch(&token, json!(eight)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut statuses: Vec<(u64, u64)> = answer["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            if r["status"] == 429 {
+                assert_eq!(r["body"]["error"]["code"], "ApplicationThrottled", "{r}");
+                assert_eq!(r["headers"]["retry-after"], "1", "{r}");
+            }
+            (
+                r["id"].as_str().unwrap().parse().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    statuses.sort();
+    let expected: Vec<(u64, u64)> = (0..8)
+        .map(|i| (i, if i % 4 == 0 { 200 } else { 429 }))
+        .collect();
+    assert_eq!(statuses, expected);
+    for r in slow {
+        assert_eq!(r.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
+    sb.stop().await;
+}

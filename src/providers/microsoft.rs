@@ -1,6 +1,7 @@
 //! Microsoft: identity platform v2.0 (login.microsoftonline.com/{tenant}) and Microsoft Graph.
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -10,8 +11,8 @@ use super::http::ProviderHttp;
 use super::oauth::OAuthFlow;
 use super::{attachments, AttachmentRef, AttachmentStream};
 use super::{
-    folder, AuthorizationRequest, Change, FolderInfo, MailProvider, MailboxIdentity, MessageChange,
-    MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
+    folder, AuthorizationRequest, Change, FetchPlan, FolderInfo, MailProvider, MailboxIdentity,
+    MessageChange, MessageState, OAuthApp, ProviderError, SyncPage, TokenSet,
 };
 use super::{DraftContent, OutgoingSend, PreparedSend, SendAs, SentMessage};
 use super::{LabelColor, ProviderLabel, TodoMirror};
@@ -214,113 +215,26 @@ impl MailProvider for Microsoft {
         if cursor.rescan {
             return self.rescan_folders(token, cursor).await;
         }
-        let Some(current) = cursor.folders.get(cursor.index).cloned() else {
-            return Err(ProviderError::CursorExpired);
-        };
-        let url = match &current.link {
-            Some(link) => link.clone(),
-            None => {
-                let mut url = url::Url::parse(&self.graph(&format!(
-                    "/me/mailFolders/{}/messages/delta",
-                    segment(&current.id)
-                )))
-                .map_err(|e| ProviderError::Permanent(format!("bad Graph URL: {e}")))?;
-                {
-                    let mut q = url.query_pairs_mut();
-                    q.append_pair("$select", DELTA_SELECT);
-                    if let Some(since) = cursor.since {
-                        let from = chrono::DateTime::from_timestamp_millis(since)
-                            .unwrap_or_default()
-                            .format("%Y-%m-%dT%H:%M:%SZ");
-                        q.append_pair("$filter", &format!("receivedDateTime ge {from}"));
-                    }
-                }
-                url.to_string()
-            }
-        };
-        let page: DeltaPage = self
-            .http
-            .send_json(Method::GET, &url, token, None, &GRAPH_PREFER, classify)
-            .await?;
-        let keys: std::collections::HashMap<&str, &str> = cursor
-            .folders
-            .iter()
-            .map(|f| (f.id.as_str(), f.key.as_str()))
-            .collect();
-        let key_of = |m: &DeltaMessage| {
-            m.parent_folder_id
-                .as_deref()
-                .and_then(|p| keys.get(p).copied())
-                .map(str::to_string)
-        };
-        // `@removed` means "no longer in this folder": deleted, or moved to another folder (Graph
-        // says "deleted" for both). Asking for the message tells which, so a move whose
-        // destination is synced later in the round is not taken for a deletion.
-        let current_key = current.key.clone();
-        let changes: Vec<Change> = stream::iter(page.value)
-            .map(|m| {
-                let current_key = current_key.clone();
-                async move {
-                    if m.removed.is_none() {
-                        let key = key_of(&m).unwrap_or(current_key);
-                        return Ok(Change::Present {
-                            state: m.state(key),
-                            raw: None,
-                        });
-                    }
-                    match self.message_state(token, &m.id).await {
-                        Ok(now) => Ok(match key_of(&now) {
-                            Some(key) => Change::Present {
-                                state: now.state(key),
-                                raw: None,
-                            },
-                            // Moved somewhere not synced (a child folder): gone from here.
-                            None => Change::Removed {
-                                provider_message_id: m.id,
-                                folder: Some(current_key),
-                            },
-                        }),
-                        Err(ProviderError::NotFound) => Ok(Change::Removed {
-                            provider_message_id: m.id,
-                            folder: None,
-                        }),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffered(MAILBOX_CONCURRENCY)
-            .try_collect()
-            .await?;
-        let mut full_listing_done = false;
-        let mut caught_up = false;
-        match (page.next_link, page.delta_link) {
-            (Some(next), _) => cursor.folders[cursor.index].link = Some(next),
-            (None, Some(delta)) => {
-                cursor.folders[cursor.index].link = Some(delta);
-                cursor.index += 1;
-                if cursor.index >= cursor.folders.len() {
-                    cursor.index = 0;
-                    caught_up = true;
-                    full_listing_done = cursor.listing;
-                    cursor.listing = false;
-                    // The next run first looks for folders created or deleted meanwhile.
-                    cursor.rescan = true;
-                }
-            }
-            (None, None) => {
-                return Err(ProviderError::Permanent(
-                    "Graph delta page without a next or delta link".into(),
-                ))
+        // The very first delta page is committed alone, so the newest mail shows quickly; after
+        // it, pages of a folder are gathered up to GATHER changes, one transaction each.
+        let first = cursor.listing
+            && cursor.index == 0
+            && cursor.folders.first().is_some_and(|f| f.link.is_none());
+        let mut changes = Vec::new();
+        loop {
+            let step = self.delta_step(token, &mut cursor).await?;
+            changes.extend(step.changes);
+            if step.folder_done || first || changes.len() >= GATHER {
+                return Ok(SyncPage {
+                    changes,
+                    cursor: serde_json::to_string(&cursor)
+                        .map_err(|e| ProviderError::Permanent(e.to_string()))?,
+                    caught_up: step.caught_up,
+                    full_listing_done: step.full_listing_done,
+                    folders: Vec::new(),
+                });
             }
         }
-        Ok(SyncPage {
-            changes,
-            cursor: serde_json::to_string(&cursor)
-                .map_err(|e| ProviderError::Permanent(e.to_string()))?,
-            caught_up,
-            full_listing_done,
-            folders: Vec::new(),
-        })
     }
 
     async fn fetch_raw(&self, token: &SecretString, id: &str) -> Result<Vec<u8>, ProviderError> {
@@ -336,6 +250,27 @@ impl MailProvider for Microsoft {
             )
             .await?;
         Ok(body.to_vec())
+    }
+
+    async fn fetch_raw_many(
+        &self,
+        token: &SecretString,
+        ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, ProviderError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_BATCH) {
+            out.extend(self.values_batch(token, chunk).await?);
+        }
+        Ok(out)
+    }
+
+    /// Graph runs up to 4 of a batch's requests at once, the mailbox's whole allowance: so one
+    /// batch at a time.
+    fn fetch_plan(&self) -> FetchPlan {
+        FetchPlan {
+            per_call: MAX_BATCH,
+            in_flight: Some(1),
+        }
     }
 
     async fn modify(
@@ -745,6 +680,220 @@ fn categories_after(
         }
     }
     out
+}
+
+/// One delta page of the cursor's current folder, the cursor moved past it.
+struct DeltaStep {
+    changes: Vec<Change>,
+    /// The folder's round ended with this page (its delta link is stored).
+    folder_done: bool,
+    caught_up: bool,
+    full_listing_done: bool,
+}
+
+/// Changes gathered from one folder's delta pages into one sync page (Graph pages hold 100).
+const GATHER: usize = 500;
+
+impl Microsoft {
+    async fn delta_step(
+        &self,
+        token: &SecretString,
+        cursor: &mut GraphCursor,
+    ) -> Result<DeltaStep, ProviderError> {
+        let Some(current) = cursor.folders.get(cursor.index).cloned() else {
+            return Err(ProviderError::CursorExpired);
+        };
+        let url = match &current.link {
+            Some(link) => link.clone(),
+            None => {
+                let mut url = url::Url::parse(&self.graph(&format!(
+                    "/me/mailFolders/{}/messages/delta",
+                    segment(&current.id)
+                )))
+                .map_err(|e| ProviderError::Permanent(format!("bad Graph URL: {e}")))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    q.append_pair("$select", DELTA_SELECT);
+                    if let Some(since) = cursor.since {
+                        let from = chrono::DateTime::from_timestamp_millis(since)
+                            .unwrap_or_default()
+                            .format("%Y-%m-%dT%H:%M:%SZ");
+                        q.append_pair("$filter", &format!("receivedDateTime ge {from}"));
+                    }
+                }
+                url.to_string()
+            }
+        };
+        let page: DeltaPage = self
+            .http
+            .send_json(Method::GET, &url, token, None, &GRAPH_PREFER, classify)
+            .await?;
+        let keys: std::collections::HashMap<&str, &str> = cursor
+            .folders
+            .iter()
+            .map(|f| (f.id.as_str(), f.key.as_str()))
+            .collect();
+        let key_of = |m: &DeltaMessage| {
+            m.parent_folder_id
+                .as_deref()
+                .and_then(|p| keys.get(p).copied())
+                .map(str::to_string)
+        };
+        // `@removed` means "no longer in this folder": deleted, or moved to another folder (Graph
+        // says "deleted" for both). Asking for the message tells which, so a move whose
+        // destination is synced later in the round is not taken for a deletion.
+        let current_key = current.key.clone();
+        let changes: Vec<Change> = stream::iter(page.value)
+            .map(|m| {
+                let current_key = current_key.clone();
+                async move {
+                    if m.removed.is_none() {
+                        let key = key_of(&m).unwrap_or(current_key);
+                        return Ok(Change::Present {
+                            state: m.state(key),
+                            raw: None,
+                        });
+                    }
+                    match self.message_state(token, &m.id).await {
+                        Ok(now) => Ok(match key_of(&now) {
+                            Some(key) => Change::Present {
+                                state: now.state(key),
+                                raw: None,
+                            },
+                            // Moved somewhere not synced (a child folder): gone from here.
+                            None => Change::Removed {
+                                provider_message_id: m.id,
+                                folder: Some(current_key),
+                            },
+                        }),
+                        Err(ProviderError::NotFound) => Ok(Change::Removed {
+                            provider_message_id: m.id,
+                            folder: None,
+                        }),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffered(MAILBOX_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut full_listing_done = false;
+        let mut caught_up = false;
+        let mut folder_done = true;
+        match (page.next_link, page.delta_link) {
+            (Some(next), _) => {
+                cursor.folders[cursor.index].link = Some(next);
+                folder_done = false;
+            }
+            (None, Some(delta)) => {
+                cursor.folders[cursor.index].link = Some(delta);
+                cursor.index += 1;
+                if cursor.index >= cursor.folders.len() {
+                    cursor.index = 0;
+                    caught_up = true;
+                    full_listing_done = cursor.listing;
+                    cursor.listing = false;
+                    // The next run first looks for folders created or deleted meanwhile.
+                    cursor.rescan = true;
+                }
+            }
+            (None, None) => {
+                return Err(ProviderError::Permanent(
+                    "Graph delta page without a next or delta link".into(),
+                ))
+            }
+        }
+        Ok(DeltaStep {
+            changes,
+            folder_done,
+            caught_up,
+            full_listing_done,
+        })
+    }
+}
+
+/// Requests one `$batch` may hold.
+const MAX_BATCH: usize = 20;
+
+/// `POST /$batch` answers: each request's status, headers and body, in any order.
+#[derive(Debug, Deserialize)]
+struct BatchAnswer {
+    #[serde(default)]
+    responses: Vec<BatchResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchResponse {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+impl Microsoft {
+    /// `GET /me/messages/{id}/$value` for each id as one JSON batch (`POST /$batch`): one round
+    /// trip instead of one per message. Graph sends a body that is not JSON (the MIME) as a
+    /// base64 string. `None` for a message that is gone; a request the batch did not answer
+    /// (throttled inside the batch, failed, or missing) is made again on its own, with the usual
+    /// retries and `Retry-After`.
+    async fn values_batch(
+        &self,
+        token: &SecretString,
+        ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, ProviderError> {
+        let mut answers: Vec<Option<Option<Vec<u8>>>> = vec![None; ids.len()];
+        if ids.len() > 1 {
+            let requests: Vec<Value> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    json!({
+                        "id": i.to_string(),
+                        "method": "GET",
+                        "url": format!("/me/messages/{}/$value", segment(id)),
+                        // Inner requests do not inherit the batch's own headers.
+                        "headers": { "Prefer": GRAPH_PREFER[0].1 },
+                    })
+                })
+                .collect();
+            let answer: BatchAnswer = self
+                .http
+                .send_json(
+                    Method::POST,
+                    &self.graph("/$batch"),
+                    token,
+                    Some(&json!({ "requests": requests })),
+                    &[],
+                    classify,
+                )
+                .await?;
+            for r in answer.responses {
+                let Some(i) = r.id.parse::<usize>().ok().filter(|&i| i < ids.len()) else {
+                    continue;
+                };
+                answers[i] = match (r.status, r.body) {
+                    (200, Some(Value::String(b64))) => base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .ok()
+                        .map(Some),
+                    (404, _) => Some(None),
+                    _ => None,
+                };
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, answer) in ids.iter().zip(answers) {
+            out.push(match answer {
+                Some(got) => got,
+                None => match self.fetch_raw(token, id).await {
+                    Ok(raw) => Some(raw),
+                    Err(ProviderError::NotFound) => None,
+                    Err(e) => return Err(e),
+                },
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// Graph serves at most 4 concurrent requests per mailbox (more answer 429).

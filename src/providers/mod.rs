@@ -116,6 +116,13 @@ impl ProviderError {
     }
 }
 
+/// See [`MailProvider::fetch_plan`].
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPlan {
+    pub per_call: usize,
+    pub in_flight: Option<usize>,
+}
+
 #[async_trait]
 pub trait MailProvider: Send + Sync {
     /// The registry key and the value of `provider` in the API.
@@ -176,6 +183,31 @@ pub trait MailProvider: Send + Sync {
         access_token: &SecretString,
         provider_message_id: &str,
     ) -> Result<Vec<u8>, ProviderError>;
+    /// The MIME of several messages of one mailbox, in order; `None` for a message that is gone.
+    /// One [`fetch_raw`](Self::fetch_raw) each unless the provider batches them.
+    async fn fetch_raw_many(
+        &self,
+        access_token: &SecretString,
+        provider_message_ids: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, ProviderError> {
+        let mut out = Vec::with_capacity(provider_message_ids.len());
+        for id in provider_message_ids {
+            out.push(match self.fetch_raw(access_token, id).await {
+                Ok(raw) => Some(raw),
+                Err(ProviderError::NotFound) => None,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(out)
+    }
+    /// How sync calls [`fetch_raw_many`](Self::fetch_raw_many): messages per call, and calls
+    /// in flight at once per mailbox (`None`: as many as the download concurrency allows).
+    fn fetch_plan(&self) -> FetchPlan {
+        FetchPlan {
+            per_call: 1,
+            in_flight: None,
+        }
+    }
     /// Applies a state change (read, star, move) to messages of one mailbox.
     async fn modify(
         &self,

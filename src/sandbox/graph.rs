@@ -18,11 +18,13 @@ use super::mime::{self, Person};
 use super::store::{Folder, Msg, Store, StoreError, GRAPH_ROOT_ID};
 use super::{bearer, json_response, Kind, Mailbox, Provider, Shared};
 
+const VERSION_ROOT: &str = "/microsoft/graph/v1.0";
 const BASE: &str = "/microsoft/graph/v1.0/me";
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     let r = |path: &str| format!("{BASE}{path}");
-    cfg.route(&r("/mailFolders"), web::get().to(list_folders))
+    cfg.route(&format!("{VERSION_ROOT}/$batch"), web::post().to(batch))
+        .route(&r("/mailFolders"), web::get().to(list_folders))
         .route(&r("/mailFolders"), web::post().to(create_folder))
         .route(&r("/mailFolders/{folder}"), web::get().to(get_folder))
         .route(
@@ -127,8 +129,16 @@ pub(crate) fn owner(
     data: &Shared,
     write: bool,
 ) -> Result<&'static Mailbox, HttpResponse> {
+    owner_of(bearer(req), data, write)
+}
+
+/// `owner` for a bearer token (a request inside a batch carries the batch's).
+fn owner_of(
+    token: Option<&str>,
+    data: &Shared,
+    write: bool,
+) -> Result<&'static Mailbox, HttpResponse> {
     let state = data.state();
-    let token = bearer(req);
     let Some(mailbox) = state.access_owner(Provider::Microsoft, token) else {
         return Err(unauthenticated(token.is_some()));
     };
@@ -808,19 +818,15 @@ async fn delta(
                 .as_deref()
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(0);
-            let mut list: Vec<&Msg> = store
-                .messages()
-                .filter(|m| m.folder_id == folder_id && m.seq > after && passes(m))
-                .collect();
-            // The page's messages only are sorted: sorting the folder for every page would make
-            // a large first sync quadratic, which Graph is not.
-            more = list.len() > page_size;
-            if more {
-                list.select_nth_unstable_by_key(page_size, |m| m.seq);
-                list.truncate(page_size);
-            }
-            list.sort_by_key(|m| m.seq);
-            for m in list.into_iter().take(page_size) {
+            // Walked in creation order from where the last page stopped, so a large first
+            // sync is not quadratic (Graph is not).
+            let mut list = store
+                .created_after(after)
+                .filter(|m| m.folder_id == folder_id && passes(m))
+                .take(page_size + 1);
+            let page: Vec<&Msg> = list.by_ref().take(page_size).collect();
+            more = list.next().is_some();
+            for m in page {
                 value.push(message_json(m, sel.as_deref(), prefs.immutable));
                 last = Some(m.seq.to_string());
             }
@@ -1396,13 +1402,17 @@ async fn mime_value(
     id: web::Path<String>,
     data: web::Data<Shared>,
 ) -> HttpResponse {
-    let mailbox = match owner(&req, &data, false) {
+    mime_of(&data, bearer(&req), &id)
+}
+
+fn mime_of(data: &Shared, token: Option<&str>, id: &str) -> HttpResponse {
+    let mailbox = match owner_of(token, data, false) {
         Ok(m) => m,
         Err(res) => return res,
     };
     let mut state = data.state();
     let store = state.store(mailbox);
-    match store.get(&id) {
+    match store.get(id) {
         Some(m) => HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, "text/plain"))
             .body(m.raw.clone()),
@@ -1488,4 +1498,138 @@ async fn attachment_value(
             .body(a.data),
         Err(res) => res,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON batching
+
+/// Requests one `$batch` may hold (Graph's limit).
+const MAX_BATCH_REQUESTS: usize = 20;
+/// Requests of one batch Graph hands to Outlook at once.
+const BATCH_WAVE: usize = 4;
+
+#[derive(Deserialize)]
+struct BatchBody {
+    requests: Vec<BatchRequest>,
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    id: String,
+    method: String,
+    url: String,
+}
+
+/// `POST /v1.0/$batch`: up to 20 requests with URLs relative to `/v1.0`, answered as
+/// `{"responses": [{id, status, headers, body}]}` in an order of the sandbox's own (the reverse
+/// of the request's, as Graph promises no order). A body that is not JSON is a base64 string,
+/// as Graph sends it. The batch holds up to 4 of the mailbox's request slots while it runs and
+/// dispatches its requests in waves of 4: a request that finds no free slot is throttled
+/// (429 `ApplicationThrottled`, MailboxConcurrency), as Outlook does. Each request is recorded
+/// and meets injected faults as if it had come alone. The sandbox answers
+/// `GET /me/messages/{id}/$value` inside a batch; anything else gets 400.
+async fn batch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> HttpResponse {
+    let token = bearer(&req).map(str::to_string);
+    let Some(email) = data
+        .state()
+        .access_owner(Provider::Microsoft, token.as_deref())
+        .map(|m| m.email)
+    else {
+        return unauthenticated(token.is_some());
+    };
+    let Ok(batch) = serde_json::from_slice::<BatchBody>(&body) else {
+        return bad_request("Invalid batch payload format.");
+    };
+    if batch.requests.len() > MAX_BATCH_REQUESTS {
+        return bad_request("Number of requests in batch request exceeds the limit of 20.");
+    }
+    let slots: Vec<super::InFlight> = {
+        let mut state = data.state();
+        (0..batch.requests.len().min(BATCH_WAVE))
+            .map_while(|_| state.graph_slot(&data, email))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(batch.requests.len());
+    for (i, r) in batch.requests.iter().enumerate() {
+        let has_slot = i % BATCH_WAVE < slots.len();
+        let res = batched_call(&data, &req, token.as_deref(), r, has_slot).await;
+        responses.push(batch_response(&r.id, res).await);
+    }
+    drop(slots);
+    responses.reverse();
+    json_response(200, json!({ "responses": responses }))
+}
+
+async fn batched_call(
+    data: &Shared,
+    outer: &HttpRequest,
+    token: Option<&str>,
+    r: &BatchRequest,
+    has_slot: bool,
+) -> HttpResponse {
+    let target = format!("{VERSION_ROOT}/{}", r.url.trim_start_matches('/'));
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let (seq, fault) = {
+        let mut state = data.state();
+        let seq = state.record_batched(outer, &r.method, path, query);
+        if !has_slot {
+            let res = super::graph_throttled();
+            state.record_mut_status(seq, res.status().as_u16());
+            return res;
+        }
+        (seq, state.take_fault(&r.method, path))
+    };
+    if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    let res = match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
+        Some((fault, status)) => super::control::fault_response(path, fault, status),
+        None => {
+            let value_of = path
+                .strip_prefix(BASE)
+                .and_then(|p| p.strip_prefix("/messages/"))
+                .and_then(|p| p.strip_suffix("/$value"))
+                .filter(|id| !id.contains('/'))
+                .and_then(|id| {
+                    url::form_urlencoded::parse(format!("id={id}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                });
+            match (r.method.as_str(), value_of) {
+                ("GET", Some(id)) => mime_of(data, token, &id),
+                _ => bad_request(
+                    "The sandbox answers only GET /me/messages/{id}/$value inside a batch.",
+                ),
+            }
+        }
+    };
+    data.state().record_mut_status(seq, res.status().as_u16());
+    res
+}
+
+/// One entry of a batch answer.
+async fn batch_response(id: &str, res: HttpResponse) -> Value {
+    let status = res.status().as_u16();
+    let headers: Map<String, Value> = res
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.to_string(), json!(value.to_str().ok()?))))
+        .collect();
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    let bytes = actix_web::body::to_bytes(res.into_body())
+        .await
+        .unwrap_or_default();
+    let mut out = json!({ "id": id, "status": status, "headers": headers });
+    if !bytes.is_empty() {
+        out["body"] = if is_json {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        } else {
+            json!(base64::engine::general_purpose::STANDARD.encode(&bytes))
+        };
+    }
+    out
 }

@@ -536,24 +536,17 @@ async fn intercept(
         let mut state = shared.state();
         let seq = state.record(record);
         // Graph's own limit comes before any injected fault.
+        // A `$batch` takes its slots itself, for the requests it holds.
         let mut slot = None;
-        if req.path().starts_with("/microsoft/graph/") {
+        if req.path().starts_with("/microsoft/graph/") && req.path() != GRAPH_BATCH_PATH {
             if let Some(m) = state.access_owner(Provider::Microsoft, bearer(req.request())) {
-                let n = state.graph_in_flight.entry(m.email).or_default();
-                if *n >= GRAPH_MAILBOX_CONCURRENCY {
+                let Some(taken) = state.graph_slot(&shared, m.email) else {
                     drop(state);
                     let res = graph_throttled();
                     shared.state().record_mut_status(seq, res.status().as_u16());
                     return Ok(req.into_response(res));
-                }
-                *n += 1;
-                let now = *n;
-                let max = state.graph_max_in_flight.entry(m.email).or_default();
-                *max = (*max).max(now);
-                slot = Some(InFlight {
-                    shared: shared.clone(),
-                    email: m.email,
-                });
+                };
+                slot = Some(taken);
             }
         }
         let fault = state.take_fault(req.method().as_str(), req.path());
@@ -583,11 +576,36 @@ async fn intercept(
 }
 
 /// Graph answers at most this many concurrent requests per mailbox; more get 429.
-const GRAPH_MAILBOX_CONCURRENCY: usize = 4;
+pub(crate) const GRAPH_MAILBOX_CONCURRENCY: usize = 4;
+
+/// Graph's JSON batching endpoint.
+const GRAPH_BATCH_PATH: &str = "/microsoft/graph/v1.0/$batch";
+
+impl State {
+    /// Takes one of the mailbox's Graph request slots, or `None` when all are in use.
+    pub(crate) fn graph_slot(
+        &mut self,
+        shared: &web::Data<Shared>,
+        email: &'static str,
+    ) -> Option<InFlight> {
+        let n = self.graph_in_flight.entry(email).or_default();
+        if *n >= GRAPH_MAILBOX_CONCURRENCY {
+            return None;
+        }
+        *n += 1;
+        let now = *n;
+        let max = self.graph_max_in_flight.entry(email).or_default();
+        *max = (*max).max(now);
+        Some(InFlight {
+            shared: shared.clone(),
+            email,
+        })
+    }
+}
 
 /// Holds one of a mailbox's Graph request slots until the answer is made (or the request is
 /// dropped).
-struct InFlight {
+pub(crate) struct InFlight {
     shared: web::Data<Shared>,
     email: &'static str,
 }
@@ -600,7 +618,7 @@ impl Drop for InFlight {
     }
 }
 
-fn graph_throttled() -> HttpResponse {
+pub(crate) fn graph_throttled() -> HttpResponse {
     let mut res = json_response(
         429,
         microsoft::graph_error(

@@ -159,6 +159,8 @@ pub(crate) struct Store {
     /// Distinguishes this mailbox's ids from the others'.
     tag: u8,
     messages: HashMap<String, Msg>,
+    /// Creation order: seq -> id (a listing walks it instead of sorting the mailbox per page).
+    by_seq: BTreeMap<u64, String>,
     /// Graph regular id -> immutable id.
     rest_ids: HashMap<String, String>,
     /// Message-ID header -> sandbox id, for threading inserted replies.
@@ -217,6 +219,7 @@ impl Store {
             owner,
             tag,
             messages: HashMap::new(),
+            by_seq: BTreeMap::new(),
             rest_ids: HashMap::new(),
             by_message_id: HashMap::new(),
             next_seq: 1,
@@ -300,11 +303,16 @@ impl Store {
         self.messages.values()
     }
 
+    /// Messages created after `seq`, in creation order.
+    pub fn created_after(&self, seq: u64) -> impl Iterator<Item = &Msg> {
+        self.by_seq
+            .range(seq + 1..)
+            .filter_map(|(_, id)| self.messages.get(id))
+    }
+
     /// All messages in creation order.
     pub fn ordered(&self) -> Vec<&Msg> {
-        let mut list: Vec<&Msg> = self.messages.values().collect();
-        list.sort_by_key(|m| m.seq);
-        list
+        self.created_after(0).collect()
     }
 
     fn tick(&mut self) -> u64 {
@@ -606,6 +614,7 @@ impl Store {
             before: None,
             after: (self.provider == Provider::Microsoft).then(|| msg.folder_id.clone()),
         };
+        self.by_seq.insert(msg.seq, id.clone());
         self.messages.insert(id.clone(), msg);
         self.log(change);
         Ok(id)
@@ -753,6 +762,7 @@ impl Store {
         let Some(msg) = self.messages.remove(&id) else {
             return Err(StoreError::NotFound);
         };
+        self.by_seq.remove(&msg.seq);
         self.rest_ids.remove(&msg.rest_id);
         if let Some(mid) = &msg.summary.message_id {
             if self.by_message_id.get(mid) == Some(&id) {

@@ -399,8 +399,8 @@ impl Ahead {
     }
 }
 
-/// Downloads (a few at a time: Graph allows 4 concurrent requests per mailbox) and parses, on a
-/// blocking thread, the messages of `changes` not in `skip` (those stored, or parsed already). A
+/// Downloads (in the provider's batches, within its limit per mailbox: Graph allows 4 concurrent
+/// requests) and parses, on a blocking thread, the messages of `changes` not in `skip` (those stored, or parsed already). A
 /// message gone between the listing and the download is left out: the next changes will say so.
 async fn download_new(
     state: &AppState,
@@ -430,29 +430,35 @@ async fn download_new(
         .map_or(state.settings.sync.concurrency, |max| {
             state.settings.sync.concurrency.min(max)
         });
-    type Downloaded = Result<Option<(MessageState, Vec<u8>)>, ProviderError>;
-    let fetched: Vec<Downloaded> = stream::iter(wanted)
-        .map(|(st, raw)| async move {
-            let raw = match raw {
-                Some(raw) => raw,
-                None => match provider.fetch_raw(token, &st.provider_message_id).await {
-                    Ok(raw) => raw,
-                    Err(ProviderError::NotFound) => return Ok(None),
-                    Err(e) => return Err(e),
-                },
-            };
-            Ok(Some((st.clone(), raw)))
+    let plan = provider.fetch_plan();
+    let in_flight = plan.in_flight.unwrap_or(limit).clamp(1, limit.max(1));
+    let mut raws: Vec<(MessageState, Vec<u8>)> = Vec::with_capacity(wanted.len());
+    let mut missing: Vec<&MessageState> = Vec::new();
+    for (st, raw) in wanted {
+        match raw {
+            Some(raw) => raws.push((st.clone(), raw)),
+            None => missing.push(st),
+        }
+    }
+    type Downloaded = Result<Vec<(MessageState, Vec<u8>)>, ProviderError>;
+    let fetched: Vec<Downloaded> = stream::iter(missing.chunks(plan.per_call.max(1)))
+        .map(|chunk| async move {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|st| st.provider_message_id.clone())
+                .collect();
+            let got = provider.fetch_raw_many(token, &ids).await?;
+            Ok(chunk
+                .iter()
+                .zip(got)
+                .filter_map(|(st, raw)| raw.map(|raw| ((*st).clone(), raw)))
+                .collect())
         })
-        .buffer_unordered(limit)
+        .buffer_unordered(in_flight)
         .collect()
         .await;
-    let mut raws = Vec::with_capacity(fetched.len());
     for r in fetched {
-        match r {
-            Ok(Some(one)) => raws.push(one),
-            Ok(None) => {}
-            Err(e) => return Err(e),
-        }
+        raws.extend(r?);
     }
     let user_id = account.user_id;
     // MIME parsing is CPU work: off the async workers, beside the database's own thread.

@@ -1275,6 +1275,104 @@ async fn graph_downloads_stay_within_four_concurrent_requests_per_mailbox() {
     app.stop().await;
 }
 
+/// Outlook's sync fetches the MIME of new messages in JSON batches (`POST /$batch`, at most 20
+/// `$value` requests each, one batch at a time), and a request the batch answers with 429 is
+/// made again on its own.
+#[actix_web::test]
+async fn graph_fetches_mime_in_batches_and_retries_a_throttled_request_alone() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    app.generate(OUTLOOK, 90, 151).await;
+    let id = linked(&app, OUTLOOK).await;
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": "/microsoft/graph/v1.0/me/messages/", "status": 429,
+               "retry_after": "1", "count": 3}),
+    )
+    .await;
+    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_eq!(run["added"], 90, "{run}");
+    assert_in_step(&app, OUTLOOK, id).await;
+
+    let batches = app.sandbox_requests("/microsoft/graph/v1.0/$batch").await;
+    let sizes: Vec<usize> = batches
+        .iter()
+        .map(|b| b["json"]["requests"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(sizes.iter().all(|&n| (1..=20).contains(&n)), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 90, "{sizes:?}");
+    assert!(batches.iter().all(|b| b["status"] == 200));
+    let calls = app
+        .sandbox_requests("/microsoft/graph/v1.0/me/messages/")
+        .await;
+    let batched: Vec<&Value> = calls.iter().filter(|c| c["batch"] == true).collect();
+    assert_eq!(batched.len(), 90);
+    assert!(batched.iter().all(
+        |c| c["method"] == "GET" && c["path"].as_str().is_some_and(|p| p.ends_with("/$value"))
+    ));
+    let mut throttled: Vec<String> = batched
+        .iter()
+        .filter(|c| c["status"] == 429)
+        .map(|c| c["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(throttled.len(), 3, "{calls:?}");
+    let mut alone: Vec<String> = calls
+        .iter()
+        .filter(|c| c["batch"] != true)
+        .map(|c| {
+            assert_eq!(c["status"], 200, "{c}");
+            c["path"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    throttled.sort();
+    alone.sort();
+    assert_eq!(alone, throttled);
+    app.stop().await;
+}
+
+/// Outlook's first sync commits its first delta page alone, so the newest mail shows at once,
+/// then gathers a folder's delta pages (100 each) into transactions of up to 500 changes.
+#[actix_web::test]
+async fn graph_commits_the_first_page_alone_then_gathers_pages() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    app.generate(OUTLOOK, 700, 161).await;
+    let id = linked(&app, OUTLOOK).await;
+    // Slow batches, so that every commit stands long enough to be seen.
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": "/microsoft/graph/v1.0/$batch", "delay_ms": 40, "count": 1000}),
+    )
+    .await;
+    // The stored count, polled while the sync runs.
+    let watch = async {
+        let mut seen = vec![0i64];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while *seen.last().unwrap_or(&0) < 700 {
+            assert!(Instant::now() < deadline, "{seen:?}");
+            let n = app.count("mail_messages").await;
+            if Some(&n) != seen.last() {
+                seen.push(n);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    };
+    let (run, seen) =
+        futures_util::future::join(app.sync_now(MEMBER, id, "mailAccounts:sync"), watch).await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_eq!(seen[1], 100, "the first page is committed alone: {seen:?}");
+    let jumps: Vec<i64> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(jumps.iter().all(|&j| j <= 500), "{seen:?}");
+    assert!(
+        jumps.iter().any(|&j| j > 100),
+        "pages are gathered: {seen:?}"
+    );
+    assert_in_step(&app, OUTLOOK, id).await;
+    app.stop().await;
+}
+
 /// Gmail's first sync fetches the listed messages in batch requests (`POST /batch/gmail/v1`,
 /// 50 calls each), and a call the batch answers with 429 is made again on its own.
 #[actix_web::test]
