@@ -769,11 +769,12 @@ async fn a_user_reads_searches_and_organises_mail_in_the_browser() {
         inbox_unread - 4
     );
 
-    // Keyboard: j moves, Enter opens.
+    // Keyboard: k moves up (to the top whichever row the cursor was on: a list reload racing
+    // the steps above may have reset it), j down, Enter opens.
     browser.eval("document.activeElement && document.activeElement.blur(); document.body.focus(); return true;", json!([])).await;
     browser
         .eval(
-            "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'j', bubbles: true})); document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true})); return true;",
+            "const key = (k) => document.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true})); for (let i = 0; i < 10; i++) key('k'); key('j'); key('Enter'); return true;",
             json!([]),
         )
         .await;
