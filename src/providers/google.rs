@@ -900,18 +900,7 @@ impl Google {
                 };
             }
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, answer) in ids.iter().zip(answers) {
-            out.push(match answer {
-                Some(got) => got,
-                None => match self.get_raw(token, id).await {
-                    Ok(got) => Some(got),
-                    Err(ProviderError::NotFound) => None,
-                    Err(e) => return Err(e),
-                },
-            });
-        }
-        Ok(out)
+        super::answer_the_rest(ids, answers, |id| self.get_raw(token, id)).await
     }
 }
 

@@ -881,18 +881,7 @@ impl Microsoft {
                 };
             }
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for (id, answer) in ids.iter().zip(answers) {
-            out.push(match answer {
-                Some(got) => got,
-                None => match self.fetch_raw(token, id).await {
-                    Ok(raw) => Some(raw),
-                    Err(ProviderError::NotFound) => None,
-                    Err(e) => return Err(e),
-                },
-            });
-        }
-        Ok(out)
+        super::answer_the_rest(ids, answers, |id| self.fetch_raw(token, id)).await
     }
 }
 

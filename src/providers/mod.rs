@@ -116,6 +116,31 @@ impl ProviderError {
     }
 }
 
+/// Completes a batch request's answers, in order: one the batch gave (`Some`) is kept, one it did
+/// not is asked for alone with `one` (its own retries and `Retry-After`); `NotFound` is `None`.
+pub(crate) async fn answer_the_rest<'a, T, F, Fut>(
+    ids: &'a [String],
+    answers: Vec<Option<Option<T>>>,
+    one: F,
+) -> Result<Vec<Option<T>>, ProviderError>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProviderError>>,
+{
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, answer) in ids.iter().zip(answers) {
+        out.push(match answer {
+            Some(got) => got,
+            None => match one(id).await {
+                Ok(got) => Some(got),
+                Err(ProviderError::NotFound) => None,
+                Err(e) => return Err(e),
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// See [`MailProvider::fetch_plan`].
 #[derive(Debug, Clone, Copy)]
 pub struct FetchPlan {

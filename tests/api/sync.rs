@@ -1275,6 +1275,29 @@ async fn graph_downloads_stay_within_four_concurrent_requests_per_mailbox() {
     app.stop().await;
 }
 
+/// `throttled` of the recorded calls made inside batches got 429, and each of those, and only
+/// those, was made again alone and answered.
+fn assert_throttled_alone(calls: &[Value], throttled: usize) {
+    let paths = |inside: bool, status: Option<u64>| {
+        let mut list: Vec<String> = calls
+            .iter()
+            .filter(|c| (c["batch"] == true) == inside)
+            .filter(|c| status.is_none_or(|s| c["status"] == s))
+            .map(|c| c["path"].as_str().unwrap_or_default().to_string())
+            .collect();
+        list.sort();
+        list
+    };
+    let refused = paths(true, Some(429));
+    assert_eq!(refused.len(), throttled, "{calls:?}");
+    assert_eq!(paths(false, None), refused, "{calls:?}");
+    assert_eq!(
+        paths(false, Some(200)),
+        refused,
+        "answered alone: {calls:?}"
+    );
+}
+
 /// Outlook's sync fetches the MIME of new messages in JSON batches (`POST /$batch`, at most 20
 /// `$value` requests each, one batch at a time), and a request the batch answers with 429 is
 /// made again on its own.
@@ -1311,23 +1334,7 @@ async fn graph_fetches_mime_in_batches_and_retries_a_throttled_request_alone() {
     assert!(batched.iter().all(
         |c| c["method"] == "GET" && c["path"].as_str().is_some_and(|p| p.ends_with("/$value"))
     ));
-    let mut throttled: Vec<String> = batched
-        .iter()
-        .filter(|c| c["status"] == 429)
-        .map(|c| c["path"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert_eq!(throttled.len(), 3, "{calls:?}");
-    let mut alone: Vec<String> = calls
-        .iter()
-        .filter(|c| c["batch"] != true)
-        .map(|c| {
-            assert_eq!(c["status"], 200, "{c}");
-            c["path"].as_str().unwrap_or_default().to_string()
-        })
-        .collect();
-    throttled.sort();
-    alone.sort();
-    assert_eq!(alone, throttled);
+    assert_throttled_alone(&calls, 3);
     app.stop().await;
 }
 
@@ -1404,25 +1411,6 @@ async fn gmail_fetches_in_batches_and_retries_a_throttled_call_alone() {
     assert!(batched
         .iter()
         .all(|c| c["method"] == "GET" && c["query"]["format"] == "raw"));
-    let throttled: Vec<String> = batched
-        .iter()
-        .filter(|c| c["status"] == 429)
-        .map(|c| c["path"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert_eq!(throttled.len(), 3, "{calls:?}");
-    // Each throttled call, and only those, was made again alone (and answered).
-    let alone: Vec<String> = calls
-        .iter()
-        .filter(|c| c["batch"] != true)
-        .map(|c| {
-            assert_eq!(c["status"], 200, "{c}");
-            c["path"].as_str().unwrap_or_default().to_string()
-        })
-        .collect();
-    let mut expected = throttled.clone();
-    expected.sort();
-    let mut alone_sorted = alone.clone();
-    alone_sorted.sort();
-    assert_eq!(alone_sorted, expected);
+    assert_throttled_alone(&calls, 3);
     app.stop().await;
 }
