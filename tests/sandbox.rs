@@ -2497,6 +2497,25 @@ async fn graph_master_categories_and_flags() {
     sb.stop().await;
 }
 
+/// Generates three messages in `account`'s mailbox and answers their ids.
+async fn generate_three(c: &Client, sb: &Sandbox, account: &str) -> Vec<String> {
+    let (status, generated) = control(
+        c,
+        sb,
+        reqwest::Method::POST,
+        &format!("{account}/generate"),
+        Some(json!({"count": 3, "seed": 9, "days": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{generated}");
+    generated["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The Gmail batch endpoint: calls in a multipart/mixed body, answers in one, matched by
 /// Content-ID; a gone message answers 404 in its part; calls other than messages.get, bodies
 /// that are not multipart and requests without a valid token are refused.
@@ -2508,21 +2527,7 @@ async fn gmail_batch_answers_each_call_in_its_own_part() {
         .as_str()
         .unwrap()
         .to_string();
-    let (status, generated) = control(
-        &c,
-        &sb,
-        reqwest::Method::POST,
-        "alice@gmail.test/generate",
-        Some(json!({"count": 3, "seed": 9, "days": 5})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{generated}");
-    let ids: Vec<String> = generated["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let ids = generate_three(&c, &sb, "alice@gmail.test").await;
     let base = sb.gmail_api_base();
     let prefix = url::Url::parse(&base)
         .unwrap()
@@ -2628,21 +2633,7 @@ async fn graph_batch_answers_each_request_and_throttles_past_the_mailbox_limit()
         .as_str()
         .unwrap()
         .to_string();
-    let (status, generated) = control(
-        &c,
-        &sb,
-        reqwest::Method::POST,
-        "carol@contoso.test/generate",
-        Some(json!({"count": 3, "seed": 9, "days": 5})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{generated}");
-    let ids: Vec<String> = generated["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let ids = generate_three(&c, &sb, "carol@contoso.test").await;
     let graph = sb.graph_api_base();
     let mime = |id: String| {
         let (c, token, graph) = (c.clone(), token.clone(), graph.clone());
