@@ -23,6 +23,7 @@ use actix_web::web;
 
 use crate::crypto::SecretString;
 use crate::db::labels::{self as store, op, DeletePayload, LabelOutboxRow, LabelRow, LinkRow};
+use crate::db::WriteTransaction;
 use crate::db::{now_millis, DbError};
 use crate::providers::labels::resolve as resolve_color;
 use crate::providers::{MailProvider, ProviderError, ProviderLabel};
@@ -730,8 +731,7 @@ async fn settle(
     state
         .db
         .run(move |c| {
-            use diesel::Connection;
-            c.transaction(|c| {
+            c.write_transaction(|c| {
                 store::complete(c, &done)?;
                 for (ids, next, reason, counts) in &later {
                     store::postpone(c, ids, *next, reason, *counts, now)?;

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use super::{data, ActionCtx};
 use crate::crypto::{Cipher, SecretString};
 use crate::db::models::MailSettingsRow;
+use crate::db::WriteTransaction;
 use crate::db::{self, now_millis};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::providers::microsoft::{valid_tenant, DEFAULT_TENANT};
@@ -180,8 +181,7 @@ pub async fn update(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse
     state
         .db
         .run(move |conn| {
-            use diesel::Connection;
-            conn.transaction(|conn| rows.iter().try_for_each(|r| db::settings::save(conn, r)))
+            conn.write_transaction(|conn| rows.iter().try_for_each(|r| db::settings::save(conn, r)))
         })
         .await?;
     render(state).await

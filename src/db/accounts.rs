@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::models::{account_status, MailAccountRow, NewMailAccount};
 use super::schema::mail_accounts::dsl;
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 pub fn list_for_user(
     conn: &mut DbConnection,
@@ -54,7 +55,7 @@ pub fn upsert_linked(
     conn: &mut DbConnection,
     new: &NewMailAccount,
 ) -> Result<(MailAccountRow, bool), DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let existing = find_linked(conn, new.user_id, &new.provider, &new.provider_account_id)?;
         let created = match existing {
             Some(row) => {

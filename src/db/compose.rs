@@ -10,6 +10,7 @@ use super::schema::{
     mail_uploads,
 };
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 // ---- signatures ----
 
@@ -131,7 +132,7 @@ pub fn create_signature(
     conn: &mut DbConnection,
     new: &NewSignature,
 ) -> Result<SignatureRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         lock_user_signatures(conn, new.user_id)?;
         let mut row = new.clone();
         let make_default = row.is_default;
@@ -158,7 +159,7 @@ pub fn update_signature(
     changes: &SignatureChanges,
     now: i64,
 ) -> Result<SignatureRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         lock_user_signatures(conn, user_id)?;
         let current = get_signature(conn, user_id, id)?;
         diesel::update(mail_signatures::table.find(current.id))
@@ -277,7 +278,7 @@ pub fn get_visible_template(
 }
 
 pub fn create_template(conn: &mut DbConnection, new: &NewTemplate) -> Result<TemplateRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         diesel::insert_into(mail_templates::table)
             .values(new)
             .execute(conn)?;
@@ -378,7 +379,7 @@ pub fn get_upload(
 
 /// Removes the row and returns it, so the caller can remove the file.
 pub fn delete_upload(conn: &mut DbConnection, user_id: i64, id: i64) -> Result<UploadRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let row: UploadRow = mail_uploads::table
             .filter(mail_uploads::id.eq(id))
             .filter(mail_uploads::user_id.eq(user_id))
@@ -395,7 +396,7 @@ pub fn take_expired_uploads(
     now: i64,
     limit: i64,
 ) -> Result<Vec<UploadRow>, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let rows: Vec<UploadRow> = mail_uploads::table
             .filter(mail_uploads::expires_at.le(now))
             .order(mail_uploads::expires_at.asc())
@@ -684,7 +685,7 @@ pub enum DraftSave {
 }
 
 pub fn create_draft(conn: &mut DbConnection, new: &NewDraft) -> Result<DraftRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         diesel::insert_into(mail_drafts::table)
             .values(new)
             .execute(conn)?;
@@ -804,7 +805,7 @@ pub fn drafts_to_mirror(
 
 /// Removes the draft and returns it (the caller deletes the provider's copy).
 pub fn delete_draft(conn: &mut DbConnection, user_id: i64, id: i64) -> Result<DraftRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let row = get_draft(conn, user_id, id)?;
         diesel::delete(mail_drafts::table.find(row.id)).execute(conn)?;
         Ok(row)
@@ -951,7 +952,7 @@ pub fn replace_aliases(
     aliases: &[AliasInput],
     now: i64,
 ) -> Result<Vec<AliasRow>, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let existing = list_aliases(conn, account_id)?;
         let key = |s: &str| s.to_ascii_lowercase();
         for row in &existing {

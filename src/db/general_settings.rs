@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::mail_general_settings::dsl;
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 const ROW_ID: i64 = 1;
 
@@ -38,7 +39,7 @@ pub fn save(conn: &mut DbConnection, row: &GeneralSettingsRow) -> Result<(), DbE
         id: ROW_ID,
         ..row.clone()
     };
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let updated = diesel::update(dsl::mail_general_settings.find(ROW_ID))
             .set(&row)
             .execute(conn)?;

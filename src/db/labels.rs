@@ -11,13 +11,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
     mail_label_links, mail_label_outbox, mail_labels, mail_message_labels, mail_messages,
 };
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 /// Outbox operations.
 pub mod op {
@@ -160,7 +160,7 @@ pub fn create(
     color: Option<&str>,
     now: i64,
 ) -> Result<Option<LabelRow>, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let key = name_key(name);
         if by_key(conn, user_id, &key)?.is_some() {
             return Ok(None);
@@ -197,7 +197,7 @@ pub fn update(
     mirror: bool,
     now: i64,
 ) -> Result<Option<LabelRow>, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let current = get(conn, user_id, id)?;
         let mut renamed = false;
         if let Some(name) = &changes.name {
@@ -254,7 +254,7 @@ pub fn delete(
     mirror: bool,
     now: i64,
 ) -> Result<(), DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         get(conn, user_id, id)?;
         if mirror {
             for link in links_of_label(conn, id)? {
@@ -403,7 +403,7 @@ pub fn edit_messages(
     if edit.is_empty() {
         return Ok(Vec::new());
     }
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let ids: Vec<i64> = messages.iter().map(|(id, _)| *id).collect();
         let mut current: HashMap<i64, HashSet<i64>> = HashMap::new();
         for chunk in ids.chunks(500) {

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 
 use diesel::prelude::*;
-use diesel::Connection;
 
 use super::schema::{mail_mass_jobs, mail_mass_recipients, mail_mass_throttle};
 use super::{DbConnection, DbError};
@@ -29,6 +28,7 @@ pub mod recipient_status {
     pub const FAILED: &str = "failed";
 }
 
+use crate::db::WriteTransaction;
 use job_status as js;
 use recipient_status as rs;
 
@@ -128,7 +128,7 @@ pub fn create_job(
     job: &NewJob,
     mut recipients: Vec<NewRecipient>,
 ) -> Result<JobRow, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         diesel::insert_into(mail_mass_jobs::table)
             .values(job)
             .execute(conn)?;
@@ -448,7 +448,7 @@ pub fn claim(
     for a in accounts {
         let mut free = a.free;
         while free > 0 {
-            let got = conn.transaction(|conn| claim_one(conn, owner, now, lease_until, a))?;
+            let got = conn.write_transaction(|conn| claim_one(conn, owner, now, lease_until, a))?;
             match got {
                 ClaimOne::Claimed(c, first) => {
                     if first {

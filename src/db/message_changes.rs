@@ -9,11 +9,11 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
-use diesel::Connection;
 
 use super::messages::Known;
 use super::schema::{mail_messages, mail_outbox};
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 use crate::providers::MessageState;
 
 /// What a user asked to change; `None` leaves a field as it is.
@@ -122,7 +122,7 @@ pub fn apply(
     lock_until: i64,
     now: i64,
 ) -> Result<Vec<OutboxRow>, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         #[allow(clippy::type_complexity)]
         let before: Vec<(i64, i64, String, bool, bool, String, bool, Option<i64>)> =
             mail_messages::table
@@ -255,7 +255,7 @@ pub fn busy_messages(
 /// The provider refused for good: undoes the local change of each row (a field only when it
 /// still has the value the row set and no newer pending change sets it too), then drops the rows.
 pub fn revert(conn: &mut DbConnection, rows: &[OutboxRow], now: i64) -> Result<(), DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         for row in rows {
             #[allow(clippy::type_complexity)]
             let newer: Vec<(Option<bool>, Option<bool>, Option<String>, Option<bool>)> =

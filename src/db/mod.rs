@@ -126,6 +126,54 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Transactions that write. On SQLite they begin `IMMEDIATE`: a deferred transaction takes the
+/// write lock at its first write, and if another connection committed after its first read,
+/// SQLite answers `SQLITE_BUSY` at once (the snapshot is stale; `busy_timeout` cannot help).
+/// Taking the lock at `BEGIN` makes a second writer wait its turn instead. A nested call is a
+/// savepoint as usual; on PostgreSQL this is a plain transaction.
+pub trait WriteTransaction {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>;
+}
+
+impl WriteTransaction for DbConnection {
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let DbConnection::Sqlite(s) = self else {
+            return self.transaction(f);
+        };
+        let outermost = AnsiTransactionManager::transaction_manager_status_mut(s)
+            .transaction_depth()?
+            .is_none();
+        if !outermost {
+            return self.transaction(f);
+        }
+        AnsiTransactionManager::begin_transaction_sql(s, "BEGIN IMMEDIATE")?;
+        let result = f(self);
+        // The connection is the same SQLite one: its variant cannot change.
+        let DbConnection::Sqlite(s) = self else {
+            return result;
+        };
+        match result {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(s)?;
+                Ok(value)
+            }
+            Err(e) => {
+                // A failed rollback leaves the connection broken; the pool then drops it.
+                let _ = AnsiTransactionManager::rollback_transaction(s);
+                Err(e)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgres,
@@ -324,6 +372,65 @@ pub fn now_millis() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Work<'a> = &'a mut dyn FnMut(&mut DbConnection) -> Result<(), DbError>;
+    type Begin = fn(&mut DbConnection, Work<'_>) -> Result<(), DbError>;
+
+    /// Writer A reads, writer B writes and commits, then A writes: `begin` opens A's transaction.
+    fn two_writers(begin: Begin) -> (Result<(), DbError>, Result<(), DbError>, i64) {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let db = Db::connect(&url, 2).expect("db");
+        db.run_now(|c| Ok(c.batch_execute("CREATE TABLE t (x INTEGER)")?))
+            .expect("table");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let a = {
+            let (db, barrier) = (db.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                db.run_now(|c| {
+                    begin(c, &mut |c| {
+                        c.batch_execute("SELECT COUNT(*) FROM t")?;
+                        barrier.wait();
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(c.batch_execute("INSERT INTO t VALUES (1)")?)
+                    })
+                })
+            })
+        };
+        barrier.wait();
+        let b = db.run_now(|c| Ok(c.batch_execute("INSERT INTO t VALUES (2)")?));
+        let a = a.join().expect("writer a");
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let rows = db
+            .run_now(|c| {
+                use diesel::RunQueryDsl;
+                Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM t").get_result::<N>(c)?)
+            })
+            .expect("count")
+            .n;
+        (a, b, rows)
+    }
+
+    #[test]
+    fn a_write_transaction_that_reads_first_waits_for_another_writer_instead_of_failing() {
+        // A deferred transaction: B commits while A only reads, and A's write then fails at
+        // once ("database is locked") — what write_transaction exists to prevent.
+        let (a, b, rows) = two_writers(|c, f| c.transaction(|c| f(c)));
+        assert!(b.is_ok(), "{b:?}");
+        assert!(
+            matches!(&a, Err(DbError::Query(e)) if e.to_string().contains("locked")),
+            "{a:?}"
+        );
+        assert_eq!(rows, 1);
+        // BEGIN IMMEDIATE: B waits for A's commit, and both writes land.
+        let (a, b, rows) = two_writers(|c, f| c.write_transaction(|c| f(c)));
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        assert_eq!(rows, 2);
+    }
 
     #[test]
     fn urls_choose_the_backend() {

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::{mail_message_notes, mail_messages};
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = mail_message_notes)]
@@ -94,8 +95,7 @@ pub fn create(
     content: &str,
     now: i64,
 ) -> Result<NoteRow, DbError> {
-    use diesel::Connection;
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         own_message(conn, user_id, message_id)?;
         diesel::insert_into(mail_message_notes::table)
             .values((

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use super::models::MailSettingsRow;
 use super::schema::mail_settings::dsl;
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 pub fn get(conn: &mut DbConnection, provider: &str) -> Result<Option<MailSettingsRow>, DbError> {
     Ok(dsl::mail_settings
@@ -22,7 +23,7 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<MailSettingsRow>, DbError> {
 
 /// Writes the whole row (the caller merged the partial update into it).
 pub fn save(conn: &mut DbConnection, row: &MailSettingsRow) -> Result<(), DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let updated = diesel::update(dsl::mail_settings.find(&row.provider))
             .set(row)
             .execute(conn)?;

@@ -2,11 +2,11 @@
 //! account at a time, the schedule, and the run history.
 
 use diesel::prelude::*;
-use diesel::Connection;
 
 use super::models::{account_status, MailSyncRunRow};
 use super::schema::{mail_accounts, mail_sync_runs};
 use super::{DbConnection, DbError};
+use crate::db::WriteTransaction;
 
 /// Takes the account's lease for `owner` until `until` when it is free, lapsed, or already
 /// `owner`'s. One conditional UPDATE, so two processes cannot both win.
@@ -86,7 +86,7 @@ pub fn claim_due(
     until: i64,
     limit: i64,
 ) -> Result<Vec<i64>, DbError> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let query = mail_accounts::table
             .filter(mail_accounts::status.eq(account_status::ACTIVE))
             .filter(mail_accounts::next_sync_at.le(now))

@@ -15,7 +15,6 @@ pub mod labels;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use diesel::Connection;
 use futures_util::{stream, StreamExt};
 use serde_json::json;
 
@@ -23,6 +22,7 @@ use crate::crypto::random_token;
 use crate::db::messages::{self as store, Known, StateUpdate};
 use crate::db::models::{MailFolderRow, NewMailAttachment, NewMailMessage};
 use crate::db::sync::{self as book, Counts};
+use crate::db::WriteTransaction;
 use crate::db::{self, now_millis, DbConnection, DbError};
 use crate::providers::{Change, MailProvider, MessageState, ProviderError, SyncPage, TodoMirror};
 use crate::state::AppState;
@@ -596,7 +596,7 @@ async fn apply_page<'a>(
         todo: provider.todo_mirror(),
     };
     let write = state.db.run(move |c| {
-        c.transaction(|c| {
+        c.write_transaction(|c| {
             // Folders first: Gmail's user labels are named there for the labels below.
             store::upsert_folders(c, &folders)?;
             let mut counts = commit(c, writes, gen, now, &page_labels)?;

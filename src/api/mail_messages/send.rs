@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 
@@ -33,6 +32,7 @@ use crate::auth::Identity;
 use crate::crypto::{random_token, SecretString};
 use crate::db::compose::{self as store, outgoing_status, NewOutgoing, OutgoingRow};
 use crate::db::models::{MailAccountRow, MailMessageRow};
+use crate::db::WriteTransaction;
 use crate::db::{self, message_list, now_millis, DbError};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::providers::{
@@ -1093,7 +1093,7 @@ async fn store_sent_copy(
             }
             let (new, atts) =
                 crate::sync::new_message(account_id, user_id, gen, now_millis(), &st, &raw);
-            c.transaction(|c| db::messages::insert(c, &new, &atts).map(|_| ()))
+            c.write_transaction(|c| db::messages::insert(c, &new, &atts).map(|_| ()))
         })
         .await;
     if let Err(e) = result {

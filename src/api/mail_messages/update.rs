@@ -11,13 +11,12 @@ use actix_web::HttpResponse;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use diesel::Connection;
-
 use super::{append_local, message_ids, message_json, not_found};
 use crate::api::{parse_instant, ActionCtx};
 use crate::db::labels::{self, LabelEdit};
 use crate::db::message_changes::{self as changes, LocalChange};
 use crate::db::message_list;
+use crate::db::WriteTransaction;
 use crate::db::{now_millis, DbError};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::label_writeback::{self, LabelDelivery};
@@ -235,7 +234,7 @@ async fn apply_change_with_labels(
         state
             .db
             .run(move |c| {
-                c.transaction(|c| {
+                c.write_transaction(|c| {
                     let outbox = if change == LocalChange::default() {
                         Vec::new()
                     } else {
