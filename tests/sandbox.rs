@@ -2009,26 +2009,26 @@ async fn mailbox_controls_validate_and_slow_faults_delay() {
     sb.stop().await;
 }
 
-#[tokio::test]
-async fn graph_answers_429_past_four_concurrent_requests_per_mailbox() {
-    let (sb, c, cfg) = start().await;
-    let tokens = ms_tokens(&sb, &c, &cfg, "dave@contoso.test").await;
-    let token = tokens["access_token"].as_str().unwrap().to_string();
+/// Starts `n` slow Graph requests (1.5 s each) for `account` and waits until the sandbox is
+/// answering them all: they hold `n` of the mailbox's 4 slots until they are awaited.
+async fn hold_graph_slots(
+    c: &Client,
+    sb: &Sandbox,
+    token: &str,
+    account: &str,
+    n: u64,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>> {
     let res = c
         .post(format!("{}/__sandbox/faults", sb.base_url))
-        .json(&json!({"path_prefix": "/microsoft/graph/v1.0/me/mailFolders", "delay_ms": 1500, "count": 4}))
+        .json(&json!({"path_prefix": "/microsoft/graph/v1.0/me/mailFolders", "delay_ms": 1500, "count": n}))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let url = format!("{}/me/mailFolders", sb.graph_api_base());
-    let slow: Vec<_> = (0..4)
-        .map(|_| {
-            let req = c.get(&url).bearer_auth(&token).send();
-            tokio::spawn(req)
-        })
+    let slow = (0..n)
+        .map(|_| tokio::spawn(c.get(&url).bearer_auth(token).send()))
         .collect();
-    // The four slow ones are being answered; wait until the sandbox has them all.
     loop {
         let (_, seen) = body(
             c.get(format!("{}/__sandbox/concurrency", sb.base_url))
@@ -2037,11 +2037,20 @@ async fn graph_answers_429_past_four_concurrent_requests_per_mailbox() {
                 .unwrap(),
         )
         .await;
-        if seen["graphMaxInFlight"]["dave@contoso.test"] == 4 {
-            break;
+        if seen["graphMaxInFlight"][account] == n {
+            return slow;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn graph_answers_429_past_four_concurrent_requests_per_mailbox() {
+    let (sb, c, cfg) = start().await;
+    let tokens = ms_tokens(&sb, &c, &cfg, "dave@contoso.test").await;
+    let token = tokens["access_token"].as_str().unwrap().to_string();
+    let slow = hold_graph_slots(&c, &sb, &token, "dave@contoso.test", 4).await;
+    let url = format!("{}/me/mailFolders", sb.graph_api_base());
     let res = c.get(&url).bearer_auth(&token).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(res.headers()["retry-after"], "1");
@@ -2705,35 +2714,7 @@ async fn graph_batch_answers_each_request_and_throttles_past_the_mailbox_limit()
         .send()
         .await
         .unwrap();
-    let res = c
-        .post(format!("{}/__sandbox/faults", sb.base_url))
-        .json(&json!({"path_prefix": "/microsoft/graph/v1.0/me/mailFolders", "delay_ms": 1500, "count": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let slow: Vec<_> = (0..3)
-        .map(|_| {
-            let req = c
-                .get(format!("{graph}/me/mailFolders"))
-                .bearer_auth(&token)
-                .send();
-            tokio::spawn(req)
-        })
-        .collect();
-    loop {
-        let (_, seen) = body(
-            c.get(format!("{}/__sandbox/concurrency", sb.base_url))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        if seen["graphMaxInFlight"]["carol@contoso.test"] == 3 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let slow = hold_graph_slots(&c, &sb, &token, "carol@contoso.test", 3).await;
     let eight: Vec<Value> = (0..8)
         .map(|i| json!({"id": i.to_string(), "method": "GET", "url": value_of(&ids[2])}))
         .collect();
