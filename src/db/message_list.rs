@@ -992,21 +992,32 @@ fn where_clause(sql: &mut Sql, q: &ListQuery, search: Search<'_>, a: &str) {
         }
     }
     if q.group_by_thread && a == "m" {
-        // The latest matching message of its thread: no newer matching one exists.
-        // SQLite would otherwise probe with an index that covers the filter's columns (a
-        // folder's, say) and scan the folder for every row; the thread's index finds the
-        // thread's few newer messages directly.
-        let hint = match sql.dialect {
-            Dialect::Sqlite => " INDEXED BY mail_messages_user_thread_date",
-            Dialect::Pg => "",
-        };
-        sql.push(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM mail_messages n{hint} WHERE n.user_id = m.user_id \
-             AND n.account_id = m.account_id AND n.thread_id = m.thread_id \
-             AND (n.date > m.date OR (n.date = m.date AND n.id > m.id)) AND "
-        ));
-        where_clause(sql, q, search, "n");
-        sql.push(")");
+        match sql.dialect {
+            Dialect::Sqlite => {
+                // The latest matching message of its thread: no newer matching one exists.
+                // SQLite would otherwise probe with an index that covers the filter's columns
+                // (a folder's, say) and scan the folder for every row; the thread's index
+                // finds the thread's few newer messages directly.
+                sql.push(
+                    " AND NOT EXISTS (SELECT 1 FROM mail_messages n INDEXED BY mail_messages_user_thread_date \
+                     WHERE n.user_id = m.user_id AND n.account_id = m.account_id AND n.thread_id = m.thread_id \
+                     AND (n.date > m.date OR (n.date = m.date AND n.id > m.id)) AND ",
+                );
+                where_clause(sql, q, search, "n");
+                sql.push(")");
+            }
+            Dialect::Pg => {
+                // The same, as "the thread's latest matching message is this one": PostgreSQL
+                // plans the anti-join of two 24-index relations in ~2 ms, five times what the
+                // page then takes; a subquery with LIMIT 1 is planned once, in ~0.3 ms.
+                sql.push(
+                    " AND m.id = (SELECT n.id FROM mail_messages n WHERE n.user_id = m.user_id \
+                     AND n.account_id = m.account_id AND n.thread_id = m.thread_id AND ",
+                );
+                where_clause(sql, q, search, "n");
+                sql.push(" ORDER BY n.date DESC, n.id DESC LIMIT 1)");
+            }
+        }
     }
 }
 
