@@ -527,8 +527,7 @@ struct SyncFigures {
 /// Lists the whole mailbox again through the provider adapter (pages and MIME downloads as
 /// sync makes them) and parses every message as sync does, without writing anything.
 async fn fetch_and_parse_only(bench: &Bench, provider: &str, account_id: i64) -> Res<(f64, usize)> {
-    use email_manager::providers::{Change, MessageState};
-    use futures_util::StreamExt;
+    use email_manager::providers::Change;
     let adapter = bench
         .state
         .registry
@@ -564,39 +563,18 @@ async fn fetch_and_parse_only(bench: &Bench, provider: &str, account_id: i64) ->
             }
         }
         // Downloads as sync makes them: the adapter's batches, as many in flight as it allows.
-        let plan = adapter.fetch_plan();
-        let limit = adapter
-            .max_concurrency()
-            .unwrap_or(usize::MAX)
-            .min(bench.state.settings.sync.concurrency);
-        type Got<'a> = Result<(&'a [&'a MessageState], Vec<Option<Vec<u8>>>), String>;
-        let fetched: Vec<Got> = futures_util::stream::iter(missing.chunks(plan.per_call.max(1)))
-            .map(|chunk| {
-                let (adapter, token) = (adapter.clone(), &token);
-                async move {
-                    let ids: Vec<String> = chunk
-                        .iter()
-                        .map(|st| st.provider_message_id.clone())
-                        .collect();
-                    adapter
-                        .fetch_raw_many(token, &ids)
-                        .await
-                        .map(|got| (chunk, got))
-                        .map_err(|e| e.to_string())
-                }
-            })
-            .buffer_unordered(plan.in_flight.unwrap_or(limit).clamp(1, limit))
-            .collect()
-            .await;
-        for r in fetched {
-            let (chunk, got) = r?;
-            for (state, raw) in chunk.iter().zip(got) {
-                if let Some(raw) = raw {
-                    rows.push(email_manager::sync::new_message(
-                        account_id, SYNC_USER, 1, 0, state, &raw,
-                    ));
-                }
-            }
+        let fetched = email_manager::sync::download_mime(
+            &bench.state.settings,
+            adapter.as_ref(),
+            &token,
+            &missing,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        for (state, raw) in &fetched {
+            rows.push(email_manager::sync::new_message(
+                account_id, SYNC_USER, 1, 0, state, raw,
+            ));
         }
         parsed += rows.len();
         cursor = Some(page.cursor);

@@ -215,15 +215,11 @@ pub trait MailProvider: Send + Sync {
         access_token: &SecretString,
         provider_message_ids: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, ProviderError> {
-        let mut out = Vec::with_capacity(provider_message_ids.len());
-        for id in provider_message_ids {
-            out.push(match self.fetch_raw(access_token, id).await {
-                Ok(raw) => Some(raw),
-                Err(ProviderError::NotFound) => None,
-                Err(e) => return Err(e),
-            });
-        }
-        Ok(out)
+        let none = vec![None; provider_message_ids.len()];
+        answer_the_rest(provider_message_ids, none, |id| {
+            self.fetch_raw(access_token, id)
+        })
+        .await
     }
     /// How sync calls [`fetch_raw_many`](Self::fetch_raw_many): messages per call, and calls
     /// in flight at once per mailbox (`None`: as many as the download concurrency allows).

@@ -1467,29 +1467,17 @@ async fn batched_call(
     target: &str,
 ) -> HttpResponse {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (seq, fault) = {
-        let mut state = data.state();
-        let seq = state.record_batched(outer, method, path, query);
-        (seq, state.take_fault(method, path))
-    };
-    if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
-    let res = match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
-        Some((fault, status)) => super::control::fault_response(path, fault, status),
-        None => {
-            let get = path
-                .strip_prefix("/google/gmail/v1/users/")
-                .and_then(|rest| rest.split_once("/messages/"))
-                .filter(|(user, id)| !user.contains('/') && !id.contains('/'));
-            match (method, get) {
-                ("GET", Some((user, id))) => message_get(data, token, user, id, query),
-                _ => invalid("The sandbox answers only messages.get inside a batch request."),
-            }
+    super::batched_call(data, outer, (method, path, query), None, || {
+        let get = path
+            .strip_prefix("/google/gmail/v1/users/")
+            .and_then(|rest| rest.split_once("/messages/"))
+            .filter(|(user, id)| !user.contains('/') && !id.contains('/'));
+        match (method, get) {
+            ("GET", Some((user, id))) => message_get(data, token, user, id, query),
+            _ => invalid("The sandbox answers only messages.get inside a batch request."),
         }
-    };
-    data.state().record_mut_status(seq, res.status().as_u16());
-    res
+    })
+    .await
 }
 
 /// One part of a batch answer: the call's response as HTTP/1.1 text.

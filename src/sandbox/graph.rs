@@ -1569,42 +1569,26 @@ async fn batched_call(
 ) -> HttpResponse {
     let target = format!("{VERSION_ROOT}/{}", r.url.trim_start_matches('/'));
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let (seq, fault) = {
-        let mut state = data.state();
-        let seq = state.record_batched(outer, &r.method, path, query);
-        if !has_slot {
-            let res = super::graph_throttled();
-            state.record_mut_status(seq, res.status().as_u16());
-            return res;
-        }
-        (seq, state.take_fault(&r.method, path))
-    };
-    if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
-    let res = match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
-        Some((fault, status)) => super::control::fault_response(path, fault, status),
-        None => {
-            let value_of = path
-                .strip_prefix(BASE)
-                .and_then(|p| p.strip_prefix("/messages/"))
-                .and_then(|p| p.strip_suffix("/$value"))
-                .filter(|id| !id.contains('/'))
-                .and_then(|id| {
-                    url::form_urlencoded::parse(format!("id={id}").as_bytes())
-                        .next()
-                        .map(|(_, v)| v.into_owned())
-                });
-            match (r.method.as_str(), value_of) {
-                ("GET", Some(id)) => mime_of(data, token, &id),
-                _ => bad_request(
-                    "The sandbox answers only GET /me/messages/{id}/$value inside a batch.",
-                ),
+    let refused = (!has_slot).then(super::graph_throttled);
+    super::batched_call(data, outer, (&r.method, path, query), refused, || {
+        let value_of = path
+            .strip_prefix(BASE)
+            .and_then(|p| p.strip_prefix("/messages/"))
+            .and_then(|p| p.strip_suffix("/$value"))
+            .filter(|id| !id.contains('/'))
+            .and_then(|id| {
+                url::form_urlencoded::parse(format!("id={id}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            });
+        match (r.method.as_str(), value_of) {
+            ("GET", Some(id)) => mime_of(data, token, &id),
+            _ => {
+                bad_request("The sandbox answers only GET /me/messages/{id}/$value inside a batch.")
             }
         }
-    };
-    data.state().record_mut_status(seq, res.status().as_u16());
-    res
+    })
+    .await
 }
 
 /// One entry of a batch answer.

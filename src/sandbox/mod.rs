@@ -575,6 +575,41 @@ async fn intercept(
     Ok(res)
 }
 
+/// One call of a batch request, as if it had come alone: recorded (`"batch": true`, with the
+/// status it was answered), answered `refused` when given (Graph: no mailbox slot free), else
+/// delayed or failed by an injected fault matching it, else answered by `answer`.
+pub(crate) async fn batched_call(
+    data: &Shared,
+    outer: &HttpRequest,
+    (method, path, query): (&str, &str, &str),
+    refused: Option<HttpResponse>,
+    answer: impl FnOnce() -> HttpResponse,
+) -> HttpResponse {
+    let (seq, fault) = {
+        let mut state = data.state();
+        let seq = state.record_batched(outer, method, path, query);
+        let fault = match refused {
+            None => state.take_fault(method, path),
+            Some(_) => None,
+        };
+        (seq, fault)
+    };
+    let res = match refused {
+        Some(res) => res,
+        None => {
+            if let Some(ms) = fault.as_ref().and_then(|f| f.delay_ms) {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            match fault.as_ref().and_then(|f| f.status.map(|s| (f, s))) {
+                Some((fault, status)) => control::fault_response(path, fault, status),
+                None => answer(),
+            }
+        }
+    };
+    data.state().record_mut_status(seq, res.status().as_u16());
+    res
+}
+
 /// Graph answers at most this many concurrent requests per mailbox; more get 429.
 pub(crate) const GRAPH_MAILBOX_CONCURRENCY: usize = 4;
 

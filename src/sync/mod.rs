@@ -399,9 +399,48 @@ impl Ahead {
     }
 }
 
-/// Downloads (in the provider's batches, within its limit per mailbox: Graph allows 4 concurrent
-/// requests) and parses, on a blocking thread, the messages of `changes` not in `skip` (those stored, or parsed already). A
-/// message gone between the listing and the download is left out: the next changes will say so.
+/// The MIME of the messages of `states`, downloaded in the provider's batches with as many in
+/// flight as `sync.concurrency` and the provider's limit per mailbox allow (Graph: 4 concurrent
+/// requests). A message gone since it was listed is left out: the next changes will say so.
+pub async fn download_mime(
+    settings: &crate::config::Settings,
+    provider: &dyn MailProvider,
+    token: &crate::crypto::SecretString,
+    states: &[&MessageState],
+) -> Result<Vec<(MessageState, Vec<u8>)>, ProviderError> {
+    let limit = provider
+        .max_concurrency()
+        .map_or(settings.sync.concurrency, |max| {
+            settings.sync.concurrency.min(max)
+        });
+    let plan = provider.fetch_plan();
+    let in_flight = plan.in_flight.unwrap_or(limit).clamp(1, limit.max(1));
+    type Downloaded = Result<Vec<(MessageState, Vec<u8>)>, ProviderError>;
+    let fetched: Vec<Downloaded> = stream::iter(states.chunks(plan.per_call.max(1)))
+        .map(|chunk| async move {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|st| st.provider_message_id.clone())
+                .collect();
+            let got = provider.fetch_raw_many(token, &ids).await?;
+            Ok(chunk
+                .iter()
+                .zip(got)
+                .filter_map(|(st, raw)| raw.map(|raw| ((*st).clone(), raw)))
+                .collect())
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(states.len());
+    for r in fetched {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+/// Downloads ([`download_mime`]) and parses, on a blocking thread, the messages of `changes`
+/// not in `skip` (those stored, or parsed already).
 async fn download_new(
     state: &AppState,
     provider: &dyn MailProvider,
@@ -425,13 +464,6 @@ async fn download_new(
         return Ok(HashMap::new());
     }
     let account_id = account.id;
-    let limit = provider
-        .max_concurrency()
-        .map_or(state.settings.sync.concurrency, |max| {
-            state.settings.sync.concurrency.min(max)
-        });
-    let plan = provider.fetch_plan();
-    let in_flight = plan.in_flight.unwrap_or(limit).clamp(1, limit.max(1));
     let mut raws: Vec<(MessageState, Vec<u8>)> = Vec::with_capacity(wanted.len());
     let mut missing: Vec<&MessageState> = Vec::new();
     for (st, raw) in wanted {
@@ -440,26 +472,7 @@ async fn download_new(
             None => missing.push(st),
         }
     }
-    type Downloaded = Result<Vec<(MessageState, Vec<u8>)>, ProviderError>;
-    let fetched: Vec<Downloaded> = stream::iter(missing.chunks(plan.per_call.max(1)))
-        .map(|chunk| async move {
-            let ids: Vec<String> = chunk
-                .iter()
-                .map(|st| st.provider_message_id.clone())
-                .collect();
-            let got = provider.fetch_raw_many(token, &ids).await?;
-            Ok(chunk
-                .iter()
-                .zip(got)
-                .filter_map(|(st, raw)| raw.map(|raw| ((*st).clone(), raw)))
-                .collect())
-        })
-        .buffer_unordered(in_flight)
-        .collect()
-        .await;
-    for r in fetched {
-        raws.extend(r?);
-    }
+    raws.extend(download_mime(&state.settings, provider, token, &missing).await?);
     let user_id = account.user_id;
     // MIME parsing is CPU work: off the async workers, beside the database's own thread.
     actix_web::rt::task::spawn_blocking(move || {
