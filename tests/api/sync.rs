@@ -1380,6 +1380,49 @@ async fn graph_commits_the_first_page_alone_then_gathers_pages() {
     app.stop().await;
 }
 
+/// Gmail's incremental sync fetches the messages history names as added in the same batch
+/// requests as the first sync (50 calls each), and a throttled call is made again on its own.
+#[actix_web::test]
+async fn gmail_history_fetches_new_messages_in_batches() {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    app.generate(GMAIL, 5, 171).await;
+    let id = linked(&app, GMAIL).await;
+    let first = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert_eq!(first["added"], 5, "{first}");
+    let batches_before = app.sandbox_requests("/google/batch/gmail/v1").await.len();
+    let calls_before = app
+        .sandbox_requests("/google/gmail/v1/users/me/messages/")
+        .await
+        .len();
+
+    app.generate(GMAIL, 120, 172).await;
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": "/google/gmail/v1/users/me/messages/", "status": 429,
+               "retry_after": "1", "count": 2}),
+    )
+    .await;
+    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_eq!(run["kind"], "incremental", "{run}");
+    assert_eq!(run["added"], 120, "{run}");
+    assert_in_step(&app, GMAIL, id).await;
+
+    let batches = app.sandbox_requests("/google/batch/gmail/v1").await;
+    let new_batches = &batches[batches_before..];
+    // 120 in chunks of 50: three batch requests.
+    assert_eq!(new_batches.len(), 3, "{new_batches:?}");
+    let calls = app
+        .sandbox_requests("/google/gmail/v1/users/me/messages/")
+        .await;
+    let calls = &calls[calls_before..];
+    let batched = calls.iter().filter(|c| c["batch"] == true).count();
+    assert_eq!(batched, 120, "{calls:?}");
+    assert_throttled_alone(calls, 2);
+    app.stop().await;
+}
+
 /// Gmail's first sync fetches the listed messages in batch requests (`POST /batch/gmail/v1`,
 /// 50 calls each), and a call the batch answers with 429 is made again on its own.
 #[actix_web::test]
