@@ -760,6 +760,11 @@ fn cases(now_ms: i64, account_id: i64) -> Vec<Case> {
             bare: search("invoice", None),
         },
         Case {
+            name: "search (common word), exactCount",
+            query: vec![("search", "invoice".into()), ("exactCount", "true".into())],
+            bare: search("invoice", None),
+        },
+        Case {
             name: "search in inbox",
             query: vec![f(json!({"folder": "inbox"})), ("search", "report".into())],
             bare: search("report", Some("inbox")),
@@ -838,7 +843,8 @@ where
 struct ListFigures {
     name: &'static str,
     rows: usize,
-    count: i64,
+    /// `meta.count`, `~` first when it is an estimate (`countExact: false`).
+    count: String,
     api: Latency,
     bare: Latency,
 }
@@ -955,7 +961,15 @@ async fn bench_list(bench: &Bench, messages: usize, synced: Option<i64>) -> Res<
             .call(LIST_USER, "mailMessages:list", &query, None)
             .await?;
         let rows = first["data"].as_array().map_or(0, |a| a.len());
-        let count = first["meta"]["count"].as_i64().unwrap_or(-1);
+        let count = format!(
+            "{}{}",
+            if first["meta"]["countExact"] == false {
+                "~"
+            } else {
+                ""
+            },
+            first["meta"]["count"].as_i64().unwrap_or(-1)
+        );
         let api = measure(iterations, budget, || {
             let query = query.clone();
             async move {

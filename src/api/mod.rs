@@ -103,15 +103,22 @@ pub fn data(value: impl serde::Serialize) -> HttpResponse {
 }
 
 pub fn list(items: impl serde::Serialize, count: i64, page: i64, page_size: i64) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"data": items, "meta": list_meta(count, page, page_size)}))
+}
+
+/// A list answer's `meta`: `count`, `page`, `pageSize`, `totalPage`.
+pub fn list_meta(count: i64, page: i64, page_size: i64) -> serde_json::Map<String, Value> {
     let total_page = if count == 0 {
         0
     } else {
         (count + page_size - 1) / page_size
     };
-    HttpResponse::Ok().json(json!({
-        "data": items,
-        "meta": { "count": count, "page": page, "pageSize": page_size, "totalPage": total_page },
-    }))
+    let mut meta = serde_json::Map::new();
+    meta.insert("count".into(), count.into());
+    meta.insert("page".into(), page.into());
+    meta.insert("pageSize".into(), page_size.into());
+    meta.insert("totalPage".into(), total_page.into());
+    meta
 }
 
 /// Reads the body up to the configured limit: a larger one answers 413 before it is parsed.

@@ -321,7 +321,7 @@ async fn lists_filter_sort_page_and_count() {
     );
     assert_eq!(
         body["meta"],
-        json!({"count": 6, "page": 1, "pageSize": 20, "totalPage": 1})
+        json!({"count": 6, "countExact": true, "page": 1, "pageSize": 20, "totalPage": 1})
     );
     let first = &body["data"][4];
     assert_eq!(first["id"], id_of(&ids, "m1"));
@@ -351,7 +351,7 @@ async fn lists_filter_sort_page_and_count() {
     );
     assert_eq!(
         body["meta"],
-        json!({"count": 6, "page": 2, "pageSize": 2, "totalPage": 3})
+        json!({"count": 6, "countExact": true, "page": 2, "pageSize": 2, "totalPage": 3})
     );
     let (_, body) = list(&app, MEMBER, &[("page", "9"), ("pageSize", "2")]).await;
     assert_eq!(subjects(&body), Vec::<String>::new());
@@ -2353,4 +2353,108 @@ async fn search_follows_accounts_moves_and_deletes() {
     assert!(ask(json!({"accountId": outlook}), Some("zephyr"))
         .await
         .is_empty());
+}
+
+/// A broad search or substring filter is counted exactly on SQLite (FTS5 and trigram indexes);
+/// on PostgreSQL, where the count would read every match, a full page reports the planner's
+/// estimate (`countExact: false`), never less than the page proves, and `exactCount=true`
+/// counts anyway. Few matches are always exact.
+#[actix_web::test]
+async fn broad_searches_count_exactly_on_sqlite_and_by_estimate_on_postgres() {
+    const N: usize = 600;
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    let account = app.link(MEMBER, "google", GMAIL).await["id"]
+        .as_i64()
+        .expect("id");
+    for i in 0..N {
+        let id = format!("b{i}");
+        let date = format!(
+            "2026-{:02}-{:02}T{:02}:00:00Z",
+            1 + i % 11,
+            1 + i % 28,
+            i % 24
+        );
+        // Every message is an invoice from Grace; one in ten also says "overdue".
+        let subject = if i % 10 == 0 {
+            format!("Invoice {i} overdue")
+        } else {
+            format!("Invoice {i}")
+        };
+        let one = Seed {
+            id: &id,
+            thread: &id,
+            from: "Grace Hopper <grace@navy.test>",
+            subject: &subject,
+            date: &date,
+            ..Seed::default()
+        };
+        seed(&app, account, MEMBER, &one).await;
+    }
+    let pg = app.state.db.backend() == email_manager::db::Backend::Postgres;
+    if pg {
+        // The estimate comes from the statistics autovacuum keeps; take them now.
+        app.state
+            .db
+            .run(|c| Ok(diesel::sql_query("ANALYZE mail_messages").execute(c)?))
+            .await
+            .expect("analyze");
+    }
+    let from = json!({"from": {"$includes": "hopper"}}).to_string();
+    for (what, query) in [
+        ("search", vec![("search", "invoice")]),
+        ("$includes", vec![("filter", from.as_str())]),
+    ] {
+        for page in ["1", "3"] {
+            let mut q = query.clone();
+            q.extend([("pageSize", "20"), ("page", page)]);
+            let (status, body) = list(&app, MEMBER, &q).await;
+            assert_eq!(status, StatusCode::OK, "{what}: {body}");
+            assert_eq!(body["data"].as_array().map(Vec::len), Some(20), "{what}");
+            let meta = &body["meta"];
+            let count = meta["count"].as_i64().expect("count");
+            if pg {
+                assert_eq!(meta["countExact"], false, "{what} page {page}: {meta}");
+                // Two significant digits, at least one match past the page, near the truth.
+                let shown = if page == "1" { 20 } else { 60 };
+                assert!(count > shown, "{what}: {meta}");
+                assert!(
+                    (N as i64 / 2..=N as i64 * 2).contains(&count),
+                    "{what}: {meta}"
+                );
+                assert_eq!(count % 10, 0, "{what}: {meta}");
+                assert_eq!(
+                    meta["totalPage"].as_i64(),
+                    Some((count + 19) / 20),
+                    "{meta}"
+                );
+            } else {
+                assert_eq!(meta["countExact"], true, "{what}: {meta}");
+                assert_eq!(count, N as i64, "{what}: {meta}");
+            }
+            q.push(("exactCount", "true"));
+            let (_, body) = list(&app, MEMBER, &q).await;
+            assert_eq!(body["meta"]["count"], N, "{what} exactCount: {body}");
+            assert_eq!(body["meta"]["countExact"], true, "{what}");
+        }
+    }
+    // Few matches, a page that is not full, and a page past the end: exact on both.
+    for q in [
+        vec![("search", "overdue"), ("pageSize", "20")],
+        vec![("search", "invoice"), ("pageSize", "70"), ("page", "9")],
+        vec![("search", "invoice"), ("pageSize", "50"), ("page", "13")],
+    ] {
+        let (_, body) = list(&app, MEMBER, &q).await;
+        assert_eq!(body["meta"]["countExact"], true, "{q:?}: {}", body["meta"]);
+        let want = if q[0].1 == "overdue" { N / 10 } else { N };
+        assert_eq!(body["meta"]["count"], want, "{q:?}: {}", body["meta"]);
+    }
+    let (status, body) = list(
+        &app,
+        MEMBER,
+        &[("search", "invoice"), ("exactCount", "maybe")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    app.stop().await;
 }

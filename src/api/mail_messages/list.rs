@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
-use super::{append_local, attachment_json, list_param, message_json, text_param, LIST_FIELDS};
+use super::{
+    append_local, attachment_json, bool_param, list_param, message_json, text_param, LIST_FIELDS,
+};
 use crate::api::filter::{self, Filter};
-use crate::api::{list as list_response, ActionCtx};
+use crate::api::{list_meta, ActionCtx};
 use crate::db::message_list::{self, ListQuery, SortKey, MAX_SEARCH_WORDS};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -44,6 +46,7 @@ pub async fn list(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> 
         group_by_thread,
         limit: page_size,
         offset: (page - 1) * page_size,
+        exact_count: bool_param(ctx, "exactCount")?,
     };
     let with_attachments = appends.iter().any(|a| a == "attachments");
     let with_labels = appends.iter().any(|a| a == "labels");
@@ -98,7 +101,9 @@ pub async fn list(state: &AppState, ctx: &ActionCtx) -> ApiResult<HttpResponse> 
         .into_iter()
         .map(|m| Value::Object(only(m, fields.as_deref(), &appends)))
         .collect();
-    Ok(list_response(items, result.count, page, page_size))
+    let mut response = list_meta(result.count, page, page_size);
+    response.insert("countExact".into(), Value::Bool(!result.count_estimated));
+    Ok(HttpResponse::Ok().json(serde_json::json!({"data": items, "meta": response})))
 }
 
 /// Keeps the asked `fields` (and the appended associations); all of them when none was asked.

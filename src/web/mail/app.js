@@ -491,8 +491,14 @@
         const rows = (r.data || []).map((x) => (drafts ? Object.assign({ _draft: true }, x) : x));
         state.items = append ? state.items.concat(rows) : rows;
         const count = r.meta.count || 0;
-        state.totalPage = Math.ceil(count / PAGE_SIZE);
-        $("mc-list-count").textContent = t(drafts ? "list.countDrafts" : "list.count", { n: count });
+        // An estimated count (a broad search on PostgreSQL) may be short: a full page means
+        // there is another one to load.
+        const estimated = r.meta.countExact === false;
+        state.totalPage = estimated
+          ? state.page + (rows.length === pageSize ? 1 : 0)
+          : Math.ceil(count / PAGE_SIZE);
+        const label = drafts ? "list.countDrafts" : estimated ? "list.countAbout" : "list.count";
+        $("mc-list-count").textContent = t(label, { n: count });
         if (keep) {
           const ids = new Set(state.items.map((x) => x.id));
           state.checked.forEach((id) => ids.has(id) || state.checked.delete(id));
