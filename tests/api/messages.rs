@@ -2052,6 +2052,12 @@ async fn substring_filters_count_exactly_what_they_list() {
             "Ann Lee <ann@example.test>",
             "Review of the budget",
         ),
+        // A tab in a name: stored as `\t` in the JSON, so "tlee" is in the text, not the name.
+        (
+            "Tab Sender <tab@lab.test>",
+            "=?utf-8?Q?Ann=09Lee?= <al@tab.test>",
+            "Tabs",
+        ),
     ];
     for (i, (from, to, subject)) in people.iter().enumerate() {
         let id = format!("s{i}");
@@ -2079,6 +2085,9 @@ async fn substring_filters_count_exactly_what_they_list() {
         (json!({"to": {"$includes": "ann@example"}}), 3),
         (json!({"to": {"$includes": "addressee"}}), 1),
         (json!({"to": {"$includes": "hopper"}}), 1),
+        (json!({"to": {"$includes": "lee"}}), 3),
+        (json!({"to": {"$includes": "tlee"}}), 0),
+        (json!({"to": {"$includes": "ann\tlee"}}), 1),
         (json!({"subject": {"$includes": "budget"}}), 3),
         (
             json!({"subject": {"$includes": "budget", "$notIncludes": "review"}}),
@@ -2105,6 +2114,8 @@ async fn substring_filters_count_exactly_what_they_list() {
         let listed = filtered(&app, filter.clone()).await;
         assert_eq!(listed.len(), want as usize, "{filter}: {listed:?}");
     }
+    let (_, body) = list(&app, MEMBER, &[("search", "tabs")]).await;
+    assert_eq!(body["data"][0]["to"][0]["name"], "Ann\tLee", "{body}");
     // Beyond ASCII the backends lower-case differently (SQLite's LOWER only folds ASCII); on
     // either, the count is what the list shows.
     for filter in [
