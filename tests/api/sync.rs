@@ -1275,6 +1275,25 @@ async fn graph_downloads_stay_within_four_concurrent_requests_per_mailbox() {
     app.stop().await;
 }
 
+/// The sandbox answers the next `count` requests under `path_prefix` with 429, Retry-After 1 s.
+async fn throttle(app: &TestApp, path_prefix: &str, count: u64) {
+    app.sandbox_post(
+        "/__sandbox/faults",
+        json!({"path_prefix": path_prefix, "status": 429, "retry_after": "1", "count": count}),
+    )
+    .await;
+}
+
+/// Syncs the account now: the run ends without error, having added `added` messages, and the
+/// mailbox is in step with the sandbox. Answers the run.
+async fn sync_adding(app: &TestApp, email: &str, id: i64, added: u64) -> Value {
+    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
+    assert!(run["error"].is_null(), "{run}");
+    assert_eq!(run["added"], added, "{run}");
+    assert_in_step(app, email, id).await;
+    run
+}
+
 /// `throttled` of the recorded calls made inside batches got 429, and each of those, and only
 /// those, was made again alone and answered.
 fn assert_throttled_alone(calls: &[Value], throttled: usize) {
@@ -1307,16 +1326,8 @@ async fn graph_fetches_mime_in_batches_and_retries_a_throttled_request_alone() {
     app.configure_providers().await;
     app.generate(OUTLOOK, 90, 151).await;
     let id = linked(&app, OUTLOOK).await;
-    app.sandbox_post(
-        "/__sandbox/faults",
-        json!({"path_prefix": "/microsoft/graph/v1.0/me/messages/", "status": 429,
-               "retry_after": "1", "count": 3}),
-    )
-    .await;
-    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
-    assert!(run["error"].is_null(), "{run}");
-    assert_eq!(run["added"], 90, "{run}");
-    assert_in_step(&app, OUTLOOK, id).await;
+    throttle(&app, "/microsoft/graph/v1.0/me/messages/", 3).await;
+    sync_adding(&app, OUTLOOK, id, 90).await;
 
     let batches = app.sandbox_requests("/microsoft/graph/v1.0/$batch").await;
     let sizes: Vec<usize> = batches
@@ -1397,17 +1408,9 @@ async fn gmail_history_fetches_new_messages_in_batches() {
         .len();
 
     app.generate(GMAIL, 120, 172).await;
-    app.sandbox_post(
-        "/__sandbox/faults",
-        json!({"path_prefix": "/google/gmail/v1/users/me/messages/", "status": 429,
-               "retry_after": "1", "count": 2}),
-    )
-    .await;
-    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
-    assert!(run["error"].is_null(), "{run}");
+    throttle(&app, "/google/gmail/v1/users/me/messages/", 2).await;
+    let run = sync_adding(&app, GMAIL, id, 120).await;
     assert_eq!(run["kind"], "incremental", "{run}");
-    assert_eq!(run["added"], 120, "{run}");
-    assert_in_step(&app, GMAIL, id).await;
 
     let batches = app.sandbox_requests("/google/batch/gmail/v1").await;
     let new_batches = &batches[batches_before..];
@@ -1432,16 +1435,8 @@ async fn gmail_fetches_in_batches_and_retries_a_throttled_call_alone() {
     app.generate(GMAIL, 120, 141).await;
     let id = linked(&app, GMAIL).await;
     // The trailing slash spares the listing: only single messages are throttled.
-    app.sandbox_post(
-        "/__sandbox/faults",
-        json!({"path_prefix": "/google/gmail/v1/users/me/messages/", "status": 429,
-               "retry_after": "1", "count": 3}),
-    )
-    .await;
-    let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
-    assert!(run["error"].is_null(), "{run}");
-    assert_eq!(run["added"], 120, "{run}");
-    assert_in_step(&app, GMAIL, id).await;
+    throttle(&app, "/google/gmail/v1/users/me/messages/", 3).await;
+    sync_adding(&app, GMAIL, id, 120).await;
 
     // 100 on the first page (2 batches), 20 on the second (1 batch).
     let batches = app.sandbox_requests("/google/batch/gmail/v1").await;
