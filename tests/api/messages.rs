@@ -2415,6 +2415,11 @@ async fn broad_searches_count_exactly_on_sqlite_and_by_estimate_on_postgres() {
     for (what, query) in [
         ("search", vec![("search", "invoice")]),
         ("$includes", vec![("filter", from.as_str())]),
+        // Every message is its own thread: as many threads as messages.
+        (
+            "threads",
+            vec![("search", "invoice"), ("groupBy", "thread")],
+        ),
     ] {
         for page in ["1", "3"] {
             let mut q = query.clone();
