@@ -568,14 +568,18 @@ async fn fetch_and_parse_only(bench: &Bench, provider: &str, account_id: i64) ->
             adapter.as_ref(),
             &token,
             &missing,
+            |raws| async move {
+                Ok(raws
+                    .iter()
+                    .map(|(state, raw)| {
+                        email_manager::sync::new_message(account_id, SYNC_USER, 1, 0, state, raw)
+                    })
+                    .collect())
+            },
         )
         .await
         .map_err(|e| e.to_string())?;
-        for (state, raw) in &fetched {
-            rows.push(email_manager::sync::new_message(
-                account_id, SYNC_USER, 1, 0, state, raw,
-            ));
-        }
+        rows.extend(fetched);
         parsed += rows.len();
         cursor = Some(page.cursor);
         if page.caught_up || page.full_listing_done {

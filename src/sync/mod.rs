@@ -399,15 +399,26 @@ impl Ahead {
     }
 }
 
+/// Downloaded batches handled (parsed) at once by [`download_mime`]: the two cores' worth.
+const HANDLING: usize = 2;
+
 /// The MIME of the messages of `states`, downloaded in the provider's batches with as many in
 /// flight as `sync.concurrency` and the provider's limit per mailbox allow (Graph: 4 concurrent
 /// requests). A message gone since it was listed is left out: the next changes will say so.
-pub async fn download_mime(
+/// Each batch is handed to `then` as soon as it arrives (up to [`HANDLING`] at once, while the
+/// next ones download) and its answers are collected: parsing there keeps only the batches in
+/// flight as raw MIME, not a whole page of messages with their attachments.
+pub async fn download_mime<T, F, Fut>(
     settings: &crate::config::Settings,
     provider: &dyn MailProvider,
     token: &crate::crypto::SecretString,
     states: &[&MessageState],
-) -> Result<Vec<(MessageState, Vec<u8>)>, ProviderError> {
+    then: F,
+) -> Result<Vec<T>, ProviderError>
+where
+    F: Fn(Vec<(MessageState, Vec<u8>)>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, ProviderError>>,
+{
     let limit = provider
         .max_concurrency()
         .map_or(settings.sync.concurrency, |max| {
@@ -415,28 +426,54 @@ pub async fn download_mime(
         });
     let plan = provider.fetch_plan();
     let in_flight = plan.in_flight.unwrap_or(limit).clamp(1, limit.max(1));
-    type Downloaded = Result<Vec<(MessageState, Vec<u8>)>, ProviderError>;
-    let fetched: Vec<Downloaded> = stream::iter(states.chunks(plan.per_call.max(1)))
-        .map(|chunk| async move {
-            let ids: Vec<String> = chunk
-                .iter()
-                .map(|st| st.provider_message_id.clone())
-                .collect();
-            let got = provider.fetch_raw_many(token, &ids).await?;
-            Ok(chunk
-                .iter()
-                .zip(got)
-                .filter_map(|(st, raw)| raw.map(|raw| ((*st).clone(), raw)))
-                .collect())
-        })
-        .buffer_unordered(in_flight)
-        .collect()
-        .await;
+    let then = &then;
+    let done: Vec<Result<Vec<T>, ProviderError>> =
+        stream::iter(states.chunks(plan.per_call.max(1)))
+            .map(|chunk| async move {
+                let ids: Vec<String> = chunk
+                    .iter()
+                    .map(|st| st.provider_message_id.clone())
+                    .collect();
+                let got = provider.fetch_raw_many(token, &ids).await?;
+                Ok::<Vec<(MessageState, Vec<u8>)>, ProviderError>(
+                    chunk
+                        .iter()
+                        .zip(got)
+                        .filter_map(|(st, raw)| raw.map(|raw| ((*st).clone(), raw)))
+                        .collect(),
+                )
+            })
+            .buffer_unordered(in_flight)
+            .map(|raws| async move { then(raws?).await })
+            .buffer_unordered(HANDLING)
+            .collect()
+            .await;
     let mut out = Vec::with_capacity(states.len());
-    for r in fetched {
+    for r in done {
         out.extend(r?);
     }
     Ok(out)
+}
+
+/// Parses MIME into the rows sync writes, on a blocking thread (CPU work, off the async
+/// workers, beside the database's own thread).
+async fn parse_all(
+    account: (i64, i64),
+    gen: i64,
+    raws: Vec<(MessageState, Vec<u8>)>,
+) -> Result<Vec<(String, Parsed)>, ProviderError> {
+    let (account_id, user_id) = account;
+    actix_web::rt::task::spawn_blocking(move || {
+        let now = now_millis();
+        raws.into_iter()
+            .map(|(st, raw)| {
+                let parsed = new_message(account_id, user_id, gen, now, &st, &raw);
+                (st.provider_message_id, parsed)
+            })
+            .collect()
+    })
+    .await
+    .map_err(|_| ProviderError::Transient("parsing was cancelled".into()))
 }
 
 /// Downloads ([`download_mime`]) and parses, on a blocking thread, the messages of `changes`
@@ -463,7 +500,7 @@ async fn download_new(
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
-    let account_id = account.id;
+    let owner = (account.id, account.user_id);
     let mut raws: Vec<(MessageState, Vec<u8>)> = Vec::with_capacity(wanted.len());
     let mut missing: Vec<&MessageState> = Vec::new();
     for (st, raw) in wanted {
@@ -472,20 +509,14 @@ async fn download_new(
             None => missing.push(st),
         }
     }
-    raws.extend(download_mime(&state.settings, provider, token, &missing).await?);
-    let user_id = account.user_id;
-    // MIME parsing is CPU work: off the async workers, beside the database's own thread.
-    actix_web::rt::task::spawn_blocking(move || {
-        let now = now_millis();
-        raws.into_iter()
-            .map(|(st, raw)| {
-                let parsed = new_message(account_id, user_id, gen, now, &st, &raw);
-                (st.provider_message_id, parsed)
-            })
-            .collect()
+    let mut parsed: HashMap<String, Parsed> =
+        parse_all(owner, gen, raws).await?.into_iter().collect();
+    let downloaded = download_mime(&state.settings, provider, token, &missing, |raws| {
+        parse_all(owner, gen, raws)
     })
-    .await
-    .map_err(|_| ProviderError::Transient("parsing was cancelled".into()))
+    .await?;
+    parsed.extend(downloaded);
+    Ok(parsed)
 }
 
 /// Fetches what the page needs (MIME of messages not stored yet), then commits the page and its

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use email_manager::db::schema::mail_messages::dsl as m;
+use email_manager::providers::MessageState;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -1346,6 +1347,73 @@ async fn graph_fetches_mime_in_batches_and_retries_a_throttled_request_alone() {
         |c| c["method"] == "GET" && c["path"].as_str().is_some_and(|p| p.ends_with("/$value"))
     ));
     assert_throttled_alone(&calls, 3);
+    app.stop().await;
+}
+
+/// Downloads hand each batch to the caller as it arrives (sync parses it there), so no more raw
+/// MIME is held at once than the batches in flight and being handled: for Graph, batches of at
+/// most 20, one downloading and at most two handled.
+#[actix_web::test]
+async fn downloads_hand_over_each_batch_as_it_arrives() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    app.generate(OUTLOOK, 90, 181).await;
+    let id = linked(&app, OUTLOOK).await;
+    let adapter = app.state.registry.get("microsoft").expect("adapter");
+    let token = email_manager::sync::tokens::access_token(&app.state, adapter.as_ref(), id, false)
+        .await
+        .expect("token");
+    let states: Vec<MessageState> = app
+        .sandbox_mailbox(OUTLOOK)
+        .await
+        .into_keys()
+        .map(|provider_message_id| MessageState {
+            provider_message_id,
+            thread_id: None,
+            folder: "inbox".into(),
+            labels: Vec::new(),
+            unread: false,
+            starred: false,
+            draft: false,
+            received_at: None,
+            todo_due_at: None,
+        })
+        .collect();
+    let refs: Vec<&MessageState> = states.iter().collect();
+    let (held, most, sizes) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        std::sync::Mutex::new(Vec::new()),
+    );
+    let got = email_manager::sync::download_mime(
+        &app.state.settings,
+        adapter.as_ref(),
+        &token,
+        &refs,
+        |raws| {
+            let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            sizes.lock().expect("sizes").push(raws.len());
+            let (held, ids) = (
+                &held,
+                raws.iter().map(|(st, _)| st.provider_message_id.clone()),
+            );
+            let ids: Vec<String> = ids.collect();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                held.fetch_sub(1, Ordering::SeqCst);
+                Ok(ids)
+            }
+        },
+    )
+    .await
+    .expect("download");
+    assert_eq!(got.len(), 90);
+    let sizes = sizes.into_inner().expect("sizes");
+    assert!(sizes.iter().all(|&n| (1..=20).contains(&n)), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 90);
+    assert!((1..=2).contains(&most.load(Ordering::SeqCst)), "{most:?}");
     app.stop().await;
 }
 
