@@ -179,6 +179,16 @@ fn normalise_folder(f: &str) -> String {
     .to_string()
 }
 
+/// A fresh service with providers configured and `email`'s sandbox mailbox generated
+/// (`count` messages from `seed`) and linked for MEMBER, not synced yet; answers the account id.
+async fn linked_mailbox(email: &str, count: u64, seed: u64) -> (TestApp, i64) {
+    let app = TestApp::spawn().await;
+    app.configure_providers().await;
+    app.generate(email, count, seed).await;
+    let id = linked(&app, email).await;
+    (app, id)
+}
+
 async fn linked(app: &TestApp, email: &str) -> i64 {
     let provider = if email == GMAIL {
         "google"
@@ -507,10 +517,7 @@ async fn runs(app: &TestApp, account_id: i64) -> Vec<(i64, Option<i64>, Option<S
 /// exactly like the sandbox's.
 #[actix_web::test]
 async fn a_sidecar_killed_mid_sync_resumes_without_losing_or_duplicating() {
-    let app = TestApp::spawn().await;
-    app.configure_providers().await;
-    app.generate(GMAIL, 2500, 51).await;
-    let id = linked(&app, GMAIL).await;
+    let (app, id) = linked_mailbox(GMAIL, 2500, 51).await;
     let want = app.sandbox_mailbox(GMAIL).await.len() as i64;
     let logs = tempfile::tempdir().expect("dir");
     let extra = [
@@ -1323,10 +1330,7 @@ fn assert_throttled_alone(calls: &[Value], throttled: usize) {
 /// made again on its own.
 #[actix_web::test]
 async fn graph_fetches_mime_in_batches_and_retries_a_throttled_request_alone() {
-    let app = TestApp::spawn().await;
-    app.configure_providers().await;
-    app.generate(OUTLOOK, 90, 151).await;
-    let id = linked(&app, OUTLOOK).await;
+    let (app, id) = linked_mailbox(OUTLOOK, 90, 151).await;
     throttle(&app, "/microsoft/graph/v1.0/me/messages/", 3).await;
     sync_adding(&app, OUTLOOK, id, 90).await;
 
@@ -1356,10 +1360,7 @@ async fn graph_fetches_mime_in_batches_and_retries_a_throttled_request_alone() {
 #[actix_web::test]
 async fn downloads_hand_over_each_batch_as_it_arrives() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let app = TestApp::spawn().await;
-    app.configure_providers().await;
-    app.generate(OUTLOOK, 90, 181).await;
-    let id = linked(&app, OUTLOOK).await;
+    let (app, id) = linked_mailbox(OUTLOOK, 90, 181).await;
     let adapter = app.state.registry.get("microsoft").expect("adapter");
     let token = email_manager::sync::tokens::access_token(&app.state, adapter.as_ref(), id, false)
         .await
@@ -1421,10 +1422,7 @@ async fn downloads_hand_over_each_batch_as_it_arrives() {
 /// then gathers a folder's delta pages (100 each) into transactions of up to 500 changes.
 #[actix_web::test]
 async fn graph_commits_the_first_page_alone_then_gathers_pages() {
-    let app = TestApp::spawn().await;
-    app.configure_providers().await;
-    app.generate(OUTLOOK, 700, 161).await;
-    let id = linked(&app, OUTLOOK).await;
+    let (app, id) = linked_mailbox(OUTLOOK, 700, 161).await;
     // Slow batches, so that every commit stands long enough to be seen.
     app.sandbox_post(
         "/__sandbox/faults",
@@ -1463,10 +1461,7 @@ async fn graph_commits_the_first_page_alone_then_gathers_pages() {
 /// requests as the first sync (50 calls each), and a throttled call is made again on its own.
 #[actix_web::test]
 async fn gmail_history_fetches_new_messages_in_batches() {
-    let app = TestApp::spawn().await;
-    app.configure_providers().await;
-    app.generate(GMAIL, 5, 171).await;
-    let id = linked(&app, GMAIL).await;
+    let (app, id) = linked_mailbox(GMAIL, 5, 171).await;
     let first = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
     assert_eq!(first["added"], 5, "{first}");
     let batches_before = app.sandbox_requests("/google/batch/gmail/v1").await.len();
@@ -1498,10 +1493,7 @@ async fn gmail_history_fetches_new_messages_in_batches() {
 /// 50 calls each), and a call the batch answers with 429 is made again on its own.
 #[actix_web::test]
 async fn gmail_fetches_in_batches_and_retries_a_throttled_call_alone() {
-    let app = TestApp::spawn().await;
-    app.configure_providers().await;
-    app.generate(GMAIL, 120, 141).await;
-    let id = linked(&app, GMAIL).await;
+    let (app, id) = linked_mailbox(GMAIL, 120, 141).await;
     // The trailing slash spares the listing: only single messages are throttled.
     throttle(&app, "/google/gmail/v1/users/me/messages/", 3).await;
     sync_adding(&app, GMAIL, id, 120).await;
