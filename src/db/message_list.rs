@@ -1260,24 +1260,36 @@ fn estimate(
     }
     let mut sql = Sql::new(d);
     sql.push("EXPLAIN (FORMAT JSON) ");
-    if q.group_by_thread {
-        sql.push("SELECT DISTINCT m.account_id, m.thread_id");
-        from_clause(&mut sql, search);
-        let plain = ListQuery {
-            group_by_thread: false,
-            ..q.clone()
-        };
-        where_clause(&mut sql, &plain, search, "m");
-    } else {
-        sql.push("SELECT 1");
-        from_clause(&mut sql, search);
-        where_clause(&mut sql, q, search, "m");
-    }
+    push_counted(&mut sql, q, search, None);
     let explained: Vec<Explained> = load(conn, sql)?;
     let rows = explained.first().and_then(|e| plan_rows(&e.plan));
     Ok(rows
         .filter(|&n| n > ESTIMATE_ABOVE)
         .map(|n| two_digits(n).max(floor)))
+}
+
+/// `SELECT … FROM … WHERE …` of what a list counts: each matching message, or for a thread list
+/// each (account, thread) once. `from` (` FROM … WHERE `) replaces the usual one: an index hint.
+fn push_counted(sql: &mut Sql, q: &ListQuery, search: Search<'_>, from: Option<&str>) {
+    let plain;
+    let q = if q.group_by_thread {
+        sql.push("SELECT DISTINCT m.account_id, m.thread_id");
+        plain = ListQuery {
+            group_by_thread: false,
+            ..q.clone()
+        };
+        &plain
+    } else {
+        sql.push("SELECT 1");
+        q
+    };
+    match from {
+        Some(from) => {
+            sql.push(from);
+        }
+        None => from_clause(sql, search),
+    }
+    where_clause(sql, q, search, "m");
 }
 
 /// The top node's "Plan Rows" of `EXPLAIN (FORMAT JSON)`.
@@ -1325,18 +1337,14 @@ fn count_matches(
             .text(folder.to_string());
             return count(conn, sql);
         }
-        sql.push("SELECT COUNT(*) AS n FROM (SELECT DISTINCT m.account_id, m.thread_id");
-        let plain = ListQuery {
-            group_by_thread: false,
-            ..q.clone()
-        };
-        match (d, thread_count_index(&q.filter)) {
+        let hinted = match (d, thread_count_index(&q.filter)) {
             (Dialect::Sqlite, Some(index)) if !(search.drive && search.ids.is_some()) => {
-                sql.push(&format!(" FROM mail_messages m INDEXED BY {index} WHERE "));
+                Some(format!(" FROM mail_messages m INDEXED BY {index} WHERE "))
             }
-            _ => from_clause(&mut sql, search),
-        }
-        where_clause(&mut sql, &plain, search, "m");
+            _ => None,
+        };
+        sql.push("SELECT COUNT(*) AS n FROM (");
+        push_counted(&mut sql, q, search, hinted.as_deref());
         sql.push(") t");
         return count(conn, sql);
     }
