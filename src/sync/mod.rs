@@ -509,8 +509,12 @@ async fn download_new(
             None => missing.push(st),
         }
     }
-    let mut parsed: HashMap<String, Parsed> =
-        parse_all(owner, gen, raws).await?.into_iter().collect();
+    // The MIME a listing brought along (Gmail's first sync); none for the others.
+    let mut parsed: HashMap<String, Parsed> = if raws.is_empty() {
+        HashMap::new()
+    } else {
+        parse_all(owner, gen, raws).await?.into_iter().collect()
+    };
     let downloaded = download_mime(&state.settings, provider, token, &missing, |raws| {
         parse_all(owner, gen, raws)
     })
