@@ -2396,6 +2396,7 @@ async fn broad_searches_count_exactly_on_sqlite_and_by_estimate_on_postgres() {
             id: &id,
             thread: &id,
             from: "Grace Hopper <grace@navy.test>",
+            to: "Ada Lovelace <ada@analytical.test>",
             subject: &subject,
             date: &date,
             ..Seed::default()
@@ -2412,9 +2413,11 @@ async fn broad_searches_count_exactly_on_sqlite_and_by_estimate_on_postgres() {
             .expect("analyze");
     }
     let from = json!({"from": {"$includes": "hopper"}}).to_string();
+    let to = json!({"to": {"$includes": "lovelace"}}).to_string();
     for (what, query) in [
         ("search", vec![("search", "invoice")]),
         ("$includes", vec![("filter", from.as_str())]),
+        ("recipients $includes", vec![("filter", to.as_str())]),
         // Every message is its own thread: as many threads as messages.
         (
             "threads",
@@ -2434,8 +2437,10 @@ async fn broad_searches_count_exactly_on_sqlite_and_by_estimate_on_postgres() {
                 // Two significant digits, at least one match past the page, near the truth.
                 let shown = if page == "1" { 20 } else { 60 };
                 assert!(count > shown, "{what}: {meta}");
+                // ANALYZE reads all 600 rows, so the planner knows how many match; for the
+                // recipients only with the statistics on its escape guard (migration 14).
                 assert!(
-                    (N as i64 / 2..=N as i64 * 2).contains(&count),
+                    (N as i64 * 4 / 5..=N as i64 * 5 / 4).contains(&count),
                     "{what}: {meta}"
                 );
                 assert_eq!(count % 10, 0, "{what}: {meta}");
