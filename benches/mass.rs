@@ -330,6 +330,7 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    let _cleanup = common::Cleanup { keep: false };
     actix_web::rt::System::new().block_on(async move {
         time_to_accepted().await?;
         send_rate("google", "alice@gmail.test", n).await?;

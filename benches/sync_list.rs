@@ -84,6 +84,11 @@ fn connect(url: &str) -> Res<DbConnection> {
     }
 }
 
+/// BENCH_KEEP_DIR=1 leaves the databases behind for a look at their query plans.
+fn keep() -> bool {
+    std::env::var("BENCH_KEEP_DIR").is_ok_and(|v| v == "1")
+}
+
 impl Bench {
     async fn spawn() -> Res<Bench> {
         let sandbox = Sandbox::start(
@@ -93,8 +98,7 @@ impl Bench {
             },
             TcpListener::bind("127.0.0.1:0")?,
         )?;
-        // BENCH_KEEP_DIR=1 leaves the databases behind for a look at their query plans.
-        let keep = std::env::var("BENCH_KEEP_DIR").is_ok_and(|v| v == "1");
+        let keep = keep();
         let dir = tempfile::Builder::new().disable_cleanup(keep).tempdir()?;
         if keep {
             eprintln!("bench databases kept in {}", dir.path().display());
@@ -1072,6 +1076,7 @@ fn main() -> Res<()> {
     let wants = |part: &str| args.is_empty() || args.iter().any(|a| part.contains(a.as_str()));
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .try_init();
+    let _cleanup = common::Cleanup { keep: keep() };
     actix_web::rt::System::new().block_on(async move {
         let bench = Bench::spawn().await?;
         let backend = if bench.database_url.starts_with("sqlite") {
