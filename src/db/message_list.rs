@@ -425,6 +425,17 @@ fn column(field: Field) -> &'static str {
     }
 }
 
+/// PostgreSQL's generated lower-cased copy of a recipients column (migration 15).
+fn lowered_column(field: Field) -> Option<&'static str> {
+    match field {
+        Field::To => Some("to_lower"),
+        Field::Cc => Some("cc_lower"),
+        Field::Bcc => Some("bcc_lower"),
+        Field::ReplyTo => Some("reply_to_lower"),
+        _ => None,
+    }
+}
+
 /// `%needle%` for LIKE … ESCAPE '\', lower-cased like the column it is compared with.
 fn like_pattern(needle: &str) -> String {
     let mut p = String::with_capacity(needle.len() + 2);
@@ -606,7 +617,13 @@ fn includes(sql: &mut Sql, field: Field, needle: &str, a: &str) {
             // backslashes, control characters) cannot be pre-filtered that way.
             let prefilter = !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control());
             if prefilter {
-                sql.push(&format!("LOWER({col}) LIKE "))
+                // PostgreSQL stores the lower-cased JSON (migration 15): lower-casing it on
+                // every row the date walk reads was half of the page's time.
+                let lowered = match (sql.dialect, lowered_column(field)) {
+                    (Dialect::Pg, Some(stored)) => format!("{a}.{stored}"),
+                    _ => format!("LOWER({col})"),
+                };
+                sql.push(&format!("{lowered} LIKE "))
                     .text(p.clone())
                     .push(ESCAPE)
                     .push(" AND ");
@@ -1640,7 +1657,7 @@ mod tests {
         );
         assert_eq!(n, 3);
         let (s, n) = sql_of(json!({"to": {"$includes": "bob"}}), Dialect::Pg);
-        assert!(s.starts_with("(LOWER(m.to_json) LIKE $1 ESCAPE '\\' AND (strpos(m.to_json, '\\') = 0 OR EXISTS (SELECT 1 FROM jsonb_array_elements"), "{s}");
+        assert!(s.starts_with("(m.to_lower LIKE $1 ESCAPE '\\' AND (strpos(m.to_json, '\\') = 0 OR EXISTS (SELECT 1 FROM jsonb_array_elements"), "{s}");
         assert!(s.contains("$3"), "{s}");
         assert_eq!(n, 3);
         assert_eq!(like_pattern("50%_A\\"), "%50\\%\\_a\\\\%");

@@ -2083,6 +2083,7 @@ async fn substring_filters_count_exactly_what_they_list() {
         (json!({"to": {"$includes": "name"}}), 0),
         (json!({"to": {"$includes": "ess\"}"}}), 0),
         (json!({"to": {"$includes": "ann@example"}}), 3),
+        (json!({"to": {"$includes": "ANN@Example"}}), 3),
         (json!({"to": {"$includes": "addressee"}}), 1),
         (json!({"to": {"$includes": "hopper"}}), 1),
         (json!({"to": {"$includes": "lee"}}), 3),

@@ -55,8 +55,8 @@ struct Name {
 fn db_columns(conn: &mut DbConnection, table: &str) -> Vec<String> {
     let sql = match conn {
         DbConnection::Sqlite(_) => format!("SELECT name FROM pragma_table_info('{table}')"),
-        // A generated column (the stored search vector, migration 13) is the database's own,
-        // like an index: the code never names it.
+        // Generated columns (the stored search vector, migration 13; the lower-cased recipients,
+        // migration 15) are the database's own, like an index: the code never names them.
         DbConnection::Pg(_) => format!("SELECT column_name::text AS name FROM information_schema.columns WHERE table_name = '{table}' AND is_generated = 'NEVER'"),
     };
     let mut cols: Vec<String> = diesel::sql_query(sql)
