@@ -216,7 +216,8 @@ impl MailProvider for Microsoft {
             return self.rescan_folders(token, cursor).await;
         }
         // The very first delta page is committed alone, so the newest mail shows quickly; after
-        // it, pages of a folder are gathered up to GATHER changes, one transaction each.
+        // it, pages of a folder are gathered up to GATHER changes (sync merges these further
+        // into its write batches).
         let first = cursor.listing
             && cursor.index == 0
             && cursor.folders.first().is_some_and(|f| f.link.is_none());

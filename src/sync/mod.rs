@@ -1,7 +1,8 @@
 //! Mail sync: brings a linked mailbox in step with the provider, page by page.
 //!
-//! Each page from the provider adapter is committed in one transaction together with the cursor
-//! that covers it, so a crash replays the last page at worst and never skips one; upserts are
+//! Pages from the provider adapter are committed in batches (the first page alone, then a few
+//! thousand changes at a time), each in one transaction together with the cursor that covers it,
+//! so a crash replays the last batch at worst and never skips one; upserts are
 //! keyed on (account, provider message id), so a replay changes nothing. A full listing numbers
 //! itself (`sync_gen`) and, when it ends, removes what it did not see: that is how an expired
 //! cursor turns into a resync that loses nothing and duplicates nothing.
@@ -254,12 +255,18 @@ async fn sync_pages(
     let mut refreshed = false;
     let mut expired_once = false;
     let lease_ms = (state.settings.sync.lease_secs * 1000) as i64;
-    // The next page, fetched while the current one was being committed, with its cursor.
-    let mut prefetched: Option<(String, Result<Ahead, ProviderError>)> = None;
+    // The next batch, gathered while the current one was being committed, with its cursor.
+    let mut prefetched: Option<(String, Result<Gathered, ProviderError>)> = None;
+    // Batches gathered after the first with changes: each may hold more than the one before.
+    let mut batches: u32 = 0;
     loop {
         let token = tokens::access_token(state, provider.as_ref(), account_id, false).await?;
+        let mut leftover = None;
         let fetched = match prefetched.take() {
-            Some((from, result)) if cursor.as_deref() == Some(from.as_str()) => result,
+            Some((from, result)) if cursor.as_deref() == Some(from.as_str()) => result.map(|g| {
+                leftover = g.leftover;
+                g.batch
+            }),
             _ => provider
                 .sync_page(&token, cursor.as_deref(), since)
                 .await
@@ -287,50 +294,41 @@ async fn sync_pages(
         };
         let caught_up = ahead.page.caught_up;
         let new_cursor = ahead.page.cursor.clone();
-        // While this page is written, the next one is already listed, and its new messages
-        // downloaded and parsed (unless this page said there is none); a failed commit drops it.
+        // While this batch is written, the next one is already listed, and its new messages
+        // downloaded and parsed (unless this batch said there is none); a failed commit drops it.
         let next = (!caught_up).then(|| {
-            let (provider, token, cursor) = (provider.as_ref(), token.clone(), new_cursor.clone());
-            // This page's messages are stored (or settled) by the time the next one is applied.
-            let mut skip: HashSet<String> = ahead
+            // This batch's messages are stored (or settled) by the time the next one is applied.
+            let committing: HashSet<String> = ahead
                 .page
                 .changes
                 .iter()
                 .map(change_id)
                 .map(str::to_string)
                 .collect();
-            let account = &account;
-            Box::pin(async move {
-                let mut page = provider.sync_page(&token, Some(&cursor), since).await?;
-                // Read while this page is being committed: a snapshot from before that commit,
-                // which is why this page's own messages are skipped above.
-                let ids: Vec<String> = page
-                    .changes
-                    .iter()
-                    .map(change_id)
-                    .filter(|id| !skip.contains(*id))
-                    .map(str::to_string)
-                    .collect();
-                let stored = state
-                    .db
-                    .run(move |c| store::known(c, account_id, &ids))
-                    .await
-                    .map_err(|e| {
-                        ProviderError::Transient(format!("reading stored messages: {e}"))
-                    })?;
-                skip.extend(stored.into_keys());
-                let parsed = download_new(
-                    state,
-                    provider,
-                    &token,
-                    account,
-                    gen,
-                    &mut page.changes,
-                    &skip,
-                )
-                .await?;
-                Ok(Ahead { page, parsed })
-            }) as NextPage<'_>
+            // Until a page with changes has been applied (Graph's first page only names the
+            // folders), the next batch is one page, so a new mailbox shows its newest mail at
+            // once; then batches grow.
+            let target = if ahead.page.changes.is_empty() && batches == 0 {
+                1
+            } else {
+                let t = BATCH_FIRST.checked_shl(batches).unwrap_or(BATCH_MAX);
+                batches = batches.saturating_add(1);
+                t.min(BATCH_MAX)
+            };
+            let deadline =
+                std::time::Instant::now() + std::time::Duration::from_millis(lease_ms as u64 / 4);
+            Box::pin(gather(
+                state,
+                provider.as_ref(),
+                token.clone(),
+                &account,
+                gen,
+                since,
+                new_cursor.clone(),
+                leftover.take(),
+                committing,
+                (target, deadline),
+            )) as NextPage<'_>
         });
         let counts = match apply_page(
             state,
@@ -376,9 +374,169 @@ async fn sync_pages(
     }
 }
 
-/// The request for the page after the one being applied.
+/// The gathering of the batch after the one being applied.
 type NextPage<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ahead, ProviderError>> + 'a>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Gathered, ProviderError>> + 'a>>;
+
+/// Write batches after the first (which is one provider page, so a new mailbox shows mail within
+/// seconds) hold this many changes, then twice as many each time up to [`BATCH_MAX`]: one
+/// transaction per few thousand rows costs a quarter less than one per page
+/// (docs/benchmarks.md, seventh round).
+const BATCH_FIRST: usize = 1000;
+const BATCH_MAX: usize = 4000;
+/// A batch stops growing once its parsed mail holds this many bytes of bodies in memory.
+const BATCH_BYTES: usize = 32 << 20;
+
+/// The next write batch, and a page listed for it but left to the batch after, because it names
+/// a message the batch has already: applied together, the two could not keep their order (a
+/// Graph move is a removal from one folder and an addition to another).
+struct Gathered {
+    batch: Ahead,
+    leftover: Option<SyncPage>,
+}
+
+/// Lists pages from `cursor` (starting with `start`, a page listed already) into one batch,
+/// downloading and parsing each page's new messages, until it holds `limits.0` changes or
+/// [`BATCH_BYTES`], the listing is caught up or done, or `limits.1` has passed (the lease is
+/// renewed only between batches). `committing` names the messages of the batch being committed
+/// meanwhile: read from before that commit, the stored snapshot misses them.
+#[allow(clippy::too_many_arguments)]
+async fn gather(
+    state: &AppState,
+    provider: &dyn MailProvider,
+    token: crate::crypto::SecretString,
+    account: &crate::db::models::MailAccountRow,
+    gen: i64,
+    since: Option<i64>,
+    mut cursor: String,
+    mut start: Option<SyncPage>,
+    committing: HashSet<String>,
+    limits: (usize, std::time::Instant),
+) -> Result<Gathered, ProviderError> {
+    let (target, deadline) = limits;
+    let mut batch: Option<Batch> = None;
+    loop {
+        let mut page = match start.take() {
+            Some(page) => page,
+            None => provider.sync_page(&token, Some(&cursor), since).await?,
+        };
+        if let Some(b) = batch.take_if(|b| !b.takes(&page)) {
+            return Ok(b.done(Some(page)));
+        }
+        // Read while the batch before is being committed: a snapshot from before that commit,
+        // which is why that batch's messages are skipped too.
+        let unseen: Vec<String> = page
+            .changes
+            .iter()
+            .map(change_id)
+            .filter(|id| !committing.contains(*id))
+            .map(str::to_string)
+            .collect();
+        let account_id = account.id;
+        let stored = state
+            .db
+            .run(move |c| store::known(c, account_id, &unseen))
+            .await
+            .map_err(|e| ProviderError::Transient(format!("reading stored messages: {e}")))?;
+        let skip: HashSet<String> = stored
+            .into_keys()
+            .chain(committing.iter().cloned())
+            .collect();
+        let parsed = download_new(
+            state,
+            provider,
+            &token,
+            account,
+            gen,
+            &mut page.changes,
+            &skip,
+        )
+        .await?;
+        let bytes = parsed.values().map(|(m, _)| held_bytes(m)).sum();
+        cursor.clone_from(&page.cursor);
+        let b = match batch.take() {
+            None => Batch::new(page, parsed, bytes),
+            Some(mut b) => {
+                b.add(page, parsed, bytes);
+                b
+            }
+        };
+        if b.full(target) || std::time::Instant::now() >= deadline {
+            return Ok(b.done(None));
+        }
+        batch = Some(b);
+    }
+}
+
+/// A write batch being gathered: listed pages merged in order.
+struct Batch {
+    ahead: Ahead,
+    /// The messages its pages name.
+    names: HashSet<String>,
+    /// What its parsed messages hold ([`held_bytes`]).
+    bytes: usize,
+}
+
+impl Batch {
+    fn new(page: SyncPage, parsed: HashMap<String, Parsed>, bytes: usize) -> Batch {
+        let names = page
+            .changes
+            .iter()
+            .map(change_id)
+            .map(str::to_string)
+            .collect();
+        Batch {
+            ahead: Ahead { page, parsed },
+            names,
+            bytes,
+        }
+    }
+
+    /// Whether `page` may join: it names no message the batch names already, so applying the
+    /// batch at once is applying its pages one after the other.
+    fn takes(&self, page: &SyncPage) -> bool {
+        !page
+            .changes
+            .iter()
+            .any(|c| self.names.contains(change_id(c)))
+    }
+
+    fn add(&mut self, page: SyncPage, parsed: HashMap<String, Parsed>, bytes: usize) {
+        self.names
+            .extend(page.changes.iter().map(change_id).map(str::to_string));
+        self.bytes += bytes;
+        let b = &mut self.ahead;
+        b.page.changes.extend(page.changes);
+        b.page.folders.extend(page.folders);
+        b.page.cursor = page.cursor;
+        b.page.caught_up = page.caught_up;
+        b.page.full_listing_done = page.full_listing_done;
+        b.parsed.extend(parsed);
+    }
+
+    /// Nothing more may join: the listing is caught up or done, or the batch is big enough.
+    fn full(&self, target: usize) -> bool {
+        let page = &self.ahead.page;
+        page.caught_up
+            || page.full_listing_done
+            || page.changes.len() >= target
+            || self.bytes >= BATCH_BYTES
+    }
+
+    /// The batch, with the page listed for it that could not join.
+    fn done(self, leftover: Option<SyncPage>) -> Gathered {
+        Gathered {
+            batch: self.ahead,
+            leftover,
+        }
+    }
+}
+
+/// Roughly what a parsed message holds in memory until it is written.
+fn held_bytes(m: &NewMailMessage) -> usize {
+    let text = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+    1024 + text(&m.text_body) + text(&m.html_body) + m.search_text.len()
+}
 
 /// A new message as sync stores it: the message row and its attachments' rows.
 type Parsed = (NewMailMessage, Vec<NewMailAttachment>);
@@ -537,7 +695,7 @@ async fn apply_page<'a>(
     since: Option<i64>,
     ahead: Ahead,
     next: Option<NextPage<'a>>,
-) -> Result<(Counts, Option<Result<Ahead, ProviderError>>), RunError> {
+) -> Result<(Counts, Option<Result<Gathered, ProviderError>>), RunError> {
     let account_id = account.id;
     let user_id = account.user_id;
     let Ahead {
@@ -917,4 +1075,86 @@ pub fn new_message(
         todo_due_at: None,
     };
     (message, attachments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(cursor: &str, present: &[&str], removed: &[&str], caught_up: bool) -> SyncPage {
+        let present = present.iter().map(|id| Change::Present {
+            state: MessageState {
+                provider_message_id: id.to_string(),
+                thread_id: None,
+                folder: "inbox".into(),
+                labels: Vec::new(),
+                unread: false,
+                starred: false,
+                draft: false,
+                received_at: None,
+                todo_due_at: None,
+            },
+            raw: None,
+        });
+        let removed = removed.iter().map(|id| Change::Removed {
+            provider_message_id: id.to_string(),
+            folder: Some("archive".into()),
+        });
+        SyncPage {
+            changes: present.chain(removed).collect(),
+            cursor: cursor.into(),
+            caught_up,
+            full_listing_done: false,
+            folders: Vec::new(),
+        }
+    }
+
+    fn ids(batch: &Batch) -> Vec<&str> {
+        batch.ahead.page.changes.iter().map(change_id).collect()
+    }
+
+    #[test]
+    fn a_batch_merges_pages_in_order_and_ends_with_the_last_cursor() {
+        let mut batch = Batch::new(page("c1", &["a", "b"], &[], false), HashMap::new(), 10);
+        let second = page("c2", &["c"], &["d"], false);
+        assert!(batch.takes(&second));
+        batch.add(second, HashMap::new(), 5);
+        assert_eq!(ids(&batch), ["a", "b", "c", "d"]);
+        assert_eq!(batch.ahead.page.cursor, "c2");
+        assert_eq!(batch.bytes, 15);
+        assert!(!batch.full(5));
+        assert!(batch.full(4));
+        let last = page("c3", &[], &[], true);
+        batch.add(last, HashMap::new(), 0);
+        assert!(batch.full(1000), "a caught-up page ends the batch");
+        let g = batch.done(None);
+        assert_eq!(g.batch.page.cursor, "c3");
+        assert!(g.batch.page.caught_up && g.leftover.is_none());
+    }
+
+    #[test]
+    fn a_page_naming_a_message_of_the_batch_is_left_for_the_next() {
+        // A move listed in two folders: applied together, the removal could come last.
+        let batch = Batch::new(page("c1", &["a", "b"], &[], false), HashMap::new(), 0);
+        let moved = page("c2", &["x"], &["b"], false);
+        assert!(!batch.takes(&moved));
+        let g = batch.done(Some(moved));
+        assert_eq!(
+            g.batch.page.cursor, "c1",
+            "the batch's cursor covers only its own pages"
+        );
+        assert_eq!(g.leftover.map(|p| p.cursor).as_deref(), Some("c2"));
+    }
+
+    #[test]
+    fn a_batch_stops_growing_at_its_memory_bound() {
+        let mut batch = Batch::new(
+            page("c1", &["a"], &[], false),
+            HashMap::new(),
+            BATCH_BYTES - 1,
+        );
+        assert!(!batch.full(BATCH_MAX));
+        batch.add(page("c2", &["b"], &[], false), HashMap::new(), 1);
+        assert!(batch.full(BATCH_MAX));
+    }
 }
