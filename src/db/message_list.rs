@@ -731,15 +731,18 @@ fn narrow(filter: &Filter, user_accounts: &[i64]) -> (Vec<i64>, Option<Vec<Strin
     (accounts.into_iter().collect(), folders, index_only)
 }
 
-/// Columns of the trigram index (migration 11) for the fields whose `$includes` it answers.
-fn trigram_column(field: Field) -> Option<&'static str> {
+/// The trigram index (migration 16: the sender's own, and one for the recipients and subject)
+/// and its columns for the fields whose `$includes` it answers.
+fn trigram_column(field: Field) -> Option<(&'static str, &'static str)> {
+    const FROM: &str = "mail_messages_trgm_from";
+    const REST: &str = "mail_messages_trgm";
     Some(match field {
-        Field::From => "{from_name from_address}",
-        Field::To => "to_text",
-        Field::Cc => "cc_text",
-        Field::Bcc => "bcc_text",
-        Field::ReplyTo => "reply_to_text",
-        Field::Subject => "subject",
+        Field::From => (FROM, "{from_name from_address}"),
+        Field::To => (REST, "to_text"),
+        Field::Cc => (REST, "cc_text"),
+        Field::Bcc => (REST, "bcc_text"),
+        Field::ReplyTo => (REST, "reply_to_text"),
+        Field::Subject => (REST, "subject"),
         _ => return None,
     })
 }
@@ -747,23 +750,23 @@ fn trigram_column(field: Field) -> Option<&'static str> {
 /// A needle the trigram index answers exactly: three characters at least (a trigram index
 /// cannot look up fewer), no control characters (the recipients are indexed one per line), and
 /// no quotes or backslashes (the LIKE conditions leave the JSON walk to those).
-fn trigram_needle(field: Field, needle: &str) -> Option<&'static str> {
+fn trigram_needle(field: Field, needle: &str) -> Option<(&'static str, &'static str)> {
     let usable = needle.chars().count() >= 3
         && !needle.contains(|c: char| c == '"' || c == '\\' || c.is_control());
     usable.then(|| trigram_column(field)).flatten()
 }
 
-/// The trigram query for the filter's top-level `$includes` conditions the index can answer,
-/// and whether it is the whole filter (every other condition is on the account, which the key
-/// ranges answer): then its matches are the answer and their number the count. The needle is
-/// lower-cased as `like_pattern` does; the index holds SQLite's LOWER of each column and
-/// compares case-sensitively, so it matches what the LIKE matches.
-fn substring_match(filter: &Filter) -> Option<(String, bool)> {
+/// The trigram queries (index, MATCH expression) for the filter's top-level `$includes`
+/// conditions the indexes can answer, and whether they are the whole filter (every other
+/// condition is on the account, which the key ranges answer): then their matches are the answer
+/// and their number the count. The needle is lower-cased as `like_pattern` does; the indexes
+/// hold SQLite's LOWER of each column and compare case-sensitively, so they match what the LIKE
+/// matches.
+fn substring_match(filter: &Filter) -> Option<(Vec<(&'static str, String)>, bool)> {
     let mut exact = true;
-    let terms: Vec<String> = filter
-        .conjuncts()
-        .into_iter()
-        .filter_map(|c| match c {
+    let mut queries: Vec<(&'static str, Vec<String>)> = Vec::new();
+    for c in filter.conjuncts() {
+        match c {
             Filter::Cond(
                 field,
                 Pred::Includes {
@@ -771,20 +774,24 @@ fn substring_match(filter: &Filter) -> Option<(String, bool)> {
                     negated: false,
                 },
             ) => match trigram_needle(*field, needle) {
-                Some(column) => Some(format!("{column} : \"{}\"", needle.to_lowercase())),
-                None => {
-                    exact = false;
-                    None
+                Some((index, column)) => {
+                    let term = format!("{column} : \"{}\"", needle.to_lowercase());
+                    match queries.iter_mut().find(|(i, _)| *i == index) {
+                        Some((_, terms)) => terms.push(term),
+                        None => queries.push((index, vec![term])),
+                    }
                 }
+                None => exact = false,
             },
-            c if on_accounts_only(c) => None,
-            _ => {
-                exact = false;
-                None
-            }
-        })
+            c if on_accounts_only(c) => {}
+            _ => exact = false,
+        }
+    }
+    let queries: Vec<(&'static str, String)> = queries
+        .into_iter()
+        .map(|(index, terms)| (index, terms.join(" AND ")))
         .collect();
-    (!terms.is_empty()).then(|| (terms.join(" AND "), exact))
+    (!queries.is_empty()).then_some((queries, exact))
 }
 
 /// The FTS5 query of the words: every word as a prefix.
@@ -1109,31 +1116,39 @@ pub fn list(conn: &mut DbConnection, q: &ListQuery) -> Result<ListPage, DbError>
     let mut narrowed = false;
     let mut candidates_exact = false;
     let ids = match (d, substring_match(&q.filter)) {
-        (Dialect::Sqlite, Some((m, exact))) => {
+        (Dialect::Sqlite, Some((queries, mut exact))) => {
             let account_ranges = key_ranges(&accounts, None);
-            let found = keyed_matches(
-                conn,
-                "mail_messages_trgm",
-                &m,
-                &account_ranges,
-                MAX_BOUND_CANDIDATES,
-            )?;
-            if found.n == 0 {
-                return Ok(ListPage::default());
-            }
-            if found.n > MAX_BOUND_CANDIDATES {
-                ids
-            } else {
-                let both = match &ids {
-                    Some(words) => intersect(words, &found)?,
-                    None => found,
-                };
-                if both.n == 0 {
+            // Each index's matches, intersected; an index with too many to bind is left to the
+            // conditions the page tests, and the rest only narrow then.
+            let mut narrowing: Option<Matches> = None;
+            for (index, m) in &queries {
+                let found = keyed_matches(conn, index, m, &account_ranges, MAX_BOUND_CANDIDATES)?;
+                if found.n == 0 {
                     return Ok(ListPage::default());
                 }
-                narrowed = true;
-                candidates_exact = exact && q.search.is_empty();
-                Some(both)
+                if found.n > MAX_BOUND_CANDIDATES {
+                    exact = false;
+                    continue;
+                }
+                narrowing = Some(match narrowing {
+                    Some(before) => intersect(&before, &found)?,
+                    None => found,
+                });
+            }
+            match narrowing {
+                None => ids,
+                Some(found) => {
+                    let both = match &ids {
+                        Some(words) => intersect(words, &found)?,
+                        None => found,
+                    };
+                    if both.n == 0 {
+                        return Ok(ListPage::default());
+                    }
+                    narrowed = true;
+                    candidates_exact = exact && q.search.is_empty();
+                    Some(both)
+                }
             }
         }
         _ => ids,
@@ -1686,10 +1701,24 @@ mod tests {
         assert!(start_from_candidates(30, 100_000, 20));
         let m = |v| substring_match(&filter::parse(&v).expect("f"));
         // The sender's name and address are columns apart; the needle lower-cased.
+        // The sender has an index of its own; the recipients and subject share one.
         assert_eq!(
-            m(json!({"from": {"$includes": "Hopper"}, "subject": {"$includes": "déjà"}})),
+            m(json!({
+                "from": {"$includes": "Hopper"},
+                "subject": {"$includes": "déjà"},
+                "to": {"$includes": "ann@"}
+            })),
             Some((
-                "{from_name from_address} : \"hopper\" AND subject : \"déjà\"".to_string(),
+                vec![
+                    (
+                        "mail_messages_trgm_from",
+                        "{from_name from_address} : \"hopper\"".to_string()
+                    ),
+                    (
+                        "mail_messages_trgm",
+                        "subject : \"déjà\" AND to_text : \"ann@\"".to_string()
+                    ),
+                ],
                 true
             ))
         );

@@ -2103,6 +2103,15 @@ async fn substring_filters_count_exactly_what_they_list() {
             2,
         ),
         (json!({"from": {"$includes": "navy"}, "unread": false}), 2),
+        // Each in its own index, and no message has both.
+        (
+            json!({"from": {"$includes": "zola"}, "subject": {"$includes": "budget"}}),
+            0,
+        ),
+        (
+            json!({"from": {"$includes": "hopper"}, "subject": {"$includes": "review"}}),
+            1,
+        ),
     ] {
         let (status, body) = list(
             &app,
