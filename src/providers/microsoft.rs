@@ -215,27 +215,17 @@ impl MailProvider for Microsoft {
         if cursor.rescan {
             return self.rescan_folders(token, cursor).await;
         }
-        // The very first delta page is committed alone, so the newest mail shows quickly; after
-        // it, pages of a folder are gathered up to GATHER changes (sync merges these further
-        // into its write batches).
-        let first = cursor.listing
-            && cursor.index == 0
-            && cursor.folders.first().is_some_and(|f| f.link.is_none());
-        let mut changes = Vec::new();
-        loop {
-            let step = self.delta_step(token, &mut cursor).await?;
-            changes.extend(step.changes);
-            if step.folder_done || first || changes.len() >= GATHER {
-                return Ok(SyncPage {
-                    changes,
-                    cursor: serde_json::to_string(&cursor)
-                        .map_err(|e| ProviderError::Permanent(e.to_string()))?,
-                    caught_up: step.caught_up,
-                    full_listing_done: step.full_listing_done,
-                    folders: Vec::new(),
-                });
-            }
-        }
+        // One delta page per call: sync gathers pages into its write batches (the first page
+        // with mail alone, so the newest mail shows at once).
+        let step = self.delta_step(token, &mut cursor).await?;
+        Ok(SyncPage {
+            changes: step.changes,
+            cursor: serde_json::to_string(&cursor)
+                .map_err(|e| ProviderError::Permanent(e.to_string()))?,
+            caught_up: step.caught_up,
+            full_listing_done: step.full_listing_done,
+            folders: Vec::new(),
+        })
     }
 
     async fn fetch_raw(&self, token: &SecretString, id: &str) -> Result<Vec<u8>, ProviderError> {
@@ -686,14 +676,9 @@ fn categories_after(
 /// One delta page of the cursor's current folder, the cursor moved past it.
 struct DeltaStep {
     changes: Vec<Change>,
-    /// The folder's round ended with this page (its delta link is stored).
-    folder_done: bool,
     caught_up: bool,
     full_listing_done: bool,
 }
-
-/// Changes gathered from one folder's delta pages into one sync page (Graph pages hold 100).
-const GATHER: usize = 500;
 
 impl Microsoft {
     async fn delta_step(
@@ -780,11 +765,9 @@ impl Microsoft {
             .await?;
         let mut full_listing_done = false;
         let mut caught_up = false;
-        let mut folder_done = true;
         match (page.next_link, page.delta_link) {
             (Some(next), _) => {
                 cursor.folders[cursor.index].link = Some(next);
-                folder_done = false;
             }
             (None, Some(delta)) => {
                 cursor.folders[cursor.index].link = Some(delta);
@@ -806,7 +789,6 @@ impl Microsoft {
         }
         Ok(DeltaStep {
             changes,
-            folder_done,
             caught_up,
             full_listing_done,
         })

@@ -408,7 +408,7 @@ async fn gather(
     account: &crate::db::models::MailAccountRow,
     gen: i64,
     since: Option<i64>,
-    mut cursor: String,
+    cursor: String,
     mut start: Option<SyncPage>,
     committing: HashSet<String>,
     limits: (usize, std::time::Instant),
@@ -418,7 +418,11 @@ async fn gather(
     loop {
         let mut page = match start.take() {
             Some(page) => page,
-            None => provider.sync_page(&token, Some(&cursor), since).await?,
+            None => {
+                // After the batch's last page, or from where the batch before ended.
+                let from = batch.as_ref().map_or(&cursor, |b| &b.ahead.page.cursor);
+                provider.sync_page(&token, Some(from), since).await?
+            }
         };
         if let Some(b) = batch.take_if(|b| !b.takes(&page)) {
             return Ok(b.done(Some(page)));
@@ -453,7 +457,6 @@ async fn gather(
         )
         .await?;
         let bytes = parsed.values().map(|(m, _)| held_bytes(m)).sum();
-        cursor.clone_from(&page.cursor);
         let b = match batch.take() {
             None => Batch::new(page, parsed, bytes),
             Some(mut b) => {
