@@ -2370,10 +2370,46 @@ async fn search_follows_accounts_moves_and_deletes() {
     assert!(ask(json!({"folder": "sent"}), Some("zephyr"))
         .await
         .is_empty());
-    assert_eq!(ask(from_zed, None).await, z(&["g1", "g2", "g3", "g4"]));
+    assert_eq!(
+        ask(from_zed.clone(), None).await,
+        z(&["g1", "g2", "g3", "g4"])
+    );
     assert!(ask(json!({"accountId": outlook}), Some("zephyr"))
         .await
         .is_empty());
+
+    // A sender rewritten (a draft's From can change) is found by the new one only, and a sender
+    // whose last message went names none.
+    let g1 = ids[0];
+    app.state
+        .db
+        .run(move |c| {
+            use email_manager::db::schema::mail_messages::dsl as m;
+            diesel::update(m::mail_messages.filter(m::id.eq(g1)))
+                .set((
+                    m::from_name.eq("Yara Quill"),
+                    m::from_address.eq("yq@example.test"),
+                ))
+                .execute(c)?;
+            diesel::delete(m::mail_messages.filter(m::from_name.eq("Ann Lee"))).execute(c)?;
+            Ok(())
+        })
+        .await
+        .expect("rewrite and delete");
+    assert_eq!(
+        ask(json!({"from": {"$includes": "quill"}}), None).await,
+        z(&["g1"])
+    );
+    assert_eq!(ask(from_zed, None).await, z(&["g2", "g3", "g4"]));
+    assert!(ask(json!({"from": {"$includes": "ann lee"}}), None)
+        .await
+        .is_empty());
+    assert!(ask(
+        json!({"from": {"$includes": "example.test"}, "accountId": outlook}),
+        None
+    )
+    .await
+    .is_empty());
 }
 
 /// A broad search or substring filter is counted exactly on SQLite (FTS5 and trigram indexes);
