@@ -1446,9 +1446,7 @@ async fn batch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
             Some((words.next()?.to_string(), words.next()?.to_string()))
         });
         let res = match call {
-            Some((method, target)) => {
-                batched_call(&data, &req, token.as_deref(), &method, &target).await
-            }
+            Some((method, target)) => batched_call(&data, token.as_deref(), &method, &target).await,
             None => invalid("A batch part holds an HTTP request."),
         };
         answers.push(batch_answer(&content_id, res).await);
@@ -1461,13 +1459,12 @@ async fn batch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
 
 async fn batched_call(
     data: &Shared,
-    outer: &HttpRequest,
     token: Option<&str>,
     method: &str,
     target: &str,
 ) -> HttpResponse {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    super::batched_call(data, outer, (method, path, query), None, || {
+    super::batched_call(data, (method, path, query), None, || {
         let get = path
             .strip_prefix("/google/gmail/v1/users/")
             .and_then(|rest| rest.split_once("/messages/"))

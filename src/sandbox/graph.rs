@@ -1552,7 +1552,7 @@ async fn batch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
     let mut responses = Vec::with_capacity(batch.requests.len());
     for (i, r) in batch.requests.iter().enumerate() {
         let has_slot = i % BATCH_WAVE < slots.len();
-        let res = batched_call(&data, &req, token.as_deref(), r, has_slot).await;
+        let res = batched_call(&data, token.as_deref(), r, has_slot).await;
         responses.push(batch_response(&r.id, res).await);
     }
     drop(slots);
@@ -1562,7 +1562,6 @@ async fn batch(req: HttpRequest, body: web::Bytes, data: web::Data<Shared>) -> H
 
 async fn batched_call(
     data: &Shared,
-    outer: &HttpRequest,
     token: Option<&str>,
     r: &BatchRequest,
     has_slot: bool,
@@ -1570,7 +1569,7 @@ async fn batched_call(
     let target = format!("{VERSION_ROOT}/{}", r.url.trim_start_matches('/'));
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let refused = (!has_slot).then(super::graph_throttled);
-    super::batched_call(data, outer, (&r.method, path, query), refused, || {
+    super::batched_call(data, (&r.method, path, query), refused, || {
         let value_of = path
             .strip_prefix(BASE)
             .and_then(|p| p.strip_prefix("/messages/"))
