@@ -256,7 +256,7 @@ async fn delete_message(app: &TestApp, email: &str, id: &str) {
 async fn both_mailboxes_sync_completely_and_follow_provider_changes() {
     let app = TestApp::spawn().await;
     app.configure_providers().await;
-    for (email, count) in [(GMAIL, 1500), (OUTLOOK, 1500)] {
+    for (email, count) in [(GMAIL, 3000), (OUTLOOK, 3000)] {
         app.generate(email, count, 7).await;
         let id = linked(&app, email).await;
         let run = app.sync_now(MEMBER, id, "mailAccounts:sync").await;
