@@ -510,20 +510,20 @@ fn bare_insert(url: &str, account_id: i64, stored: &Stored, prior: &[(i64, Store
             DbConnection::Pg(c) => insert.execute(c)?,
         };
     }
-    let mut secs = 0.0;
-    let all = prior
-        .iter()
-        .map(|(id, rows)| (*id, rows))
-        .chain(std::iter::once((account_id, stored)));
-    for (id, rows) in all {
+    // An account row, then its rows in one timed transaction.
+    let mut load = |id: i64, rows: &Stored| -> Res<f64> {
         diesel::sql_query(account_sql)
             .bind::<BigInt, _>(id)
             .execute(&mut conn)?;
-        secs = match &mut conn {
+        Ok(match &mut conn {
             DbConnection::Sqlite(c) => bulk!(c, rows),
             DbConnection::Pg(c) => bulk!(c, rows),
-        };
+        })
+    };
+    for (id, rows) in prior {
+        load(*id, rows)?;
     }
+    let secs = load(account_id, stored)?;
     let n: i64 = mail_messages::table
         .filter(mail_messages::account_id.eq(account_id))
         .count()
